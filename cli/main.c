@@ -1,0 +1,51 @@
+/* main.c: `stella` entry point: global flags and dispatch to command groups. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "stella/version.h"
+
+static int cmd_help(int argc, char **argv);
+
+static const st_cli_cmd_t commands[] = {
+    {"version", st_cmd_version, "print version and git commit"},
+    {"help", cmd_help, "list commands"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int st_cli_usage(const char *fmt, ...) {
+  va_list ap;
+  fputs("stella: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return ST_EXIT_USAGE;
+}
+
+int st_cmd_version(int argc, char **argv) {
+  printf("stella %s (commit %s)\n", st_version(), st_git_commit());
+  return ST_EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv) {
+  printf("usage: stella <command> [args]\n\ncommands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+  return ST_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2)
+    return cmd_help(argc, argv), ST_EXIT_USAGE;
+  if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+    return st_cmd_version(argc - 1, argv + 1);
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+    return cmd_help(argc - 1, argv + 1);
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  return st_cli_usage("unknown command '%s' (try 'stella help')", argv[1]);
+}

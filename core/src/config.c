@@ -1,0 +1,230 @@
+/* config.c: the table of configuration keys, file parsing, environment overrides and
+ * validation. Add a key here and to docs/config.md; nothing else needs to change. */
+#include "stella/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "stella/mem.h"
+
+#define LL_MAX 9223372036854775807LL
+
+static const st_config_key_t keys[] = {
+    {"pg_url", ST_CONFIG_STRING, NULL, 0, 0, "libpq connection string of the service role"},
+    {"pg_maint_url", ST_CONFIG_STRING, NULL, 0, 0, "libpq connection string of stella_maint"},
+    {"pg_admin_url", ST_CONFIG_STRING, NULL, 0, 0, "libpq connection string for migrations"},
+    {"pg_pool_size", ST_CONFIG_INT, "4", 1, 256, "Postgres connections in the pool"},
+    {"redis_url", ST_CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "redis://host:port"},
+    {"nats_url", ST_CONFIG_STRING, NULL, 0, 0, "nats://host:port (timeline ingest)"},
+    {"roles", ST_CONFIG_STRING, "api,worker,scheduler", 0, 0, "stellad roles"},
+    {"api_listen", ST_CONFIG_STRING, "127.0.0.1:8480", 0, 0, "HTTP listen address"},
+    {"data_dir", ST_CONFIG_STRING, "var/data", 0, 0, "filesystem object store root"},
+    {"log_level", ST_CONFIG_STRING, "info", 0, 0, "debug|info|warn|error"},
+    {"worker_threads", ST_CONFIG_INT, "4", 1, 256, "worker pool size"},
+    {"job_lease_ms", ST_CONFIG_INT, "30000", 100, 86400000, "reclaim idle jobs after"},
+    {"job_max_attempts", ST_CONFIG_INT, "5", 1, 100, "attempts before dead-letter"},
+    {"job_timeout_ms", ST_CONFIG_INT, "600000", 100, 86400000, "job run time limit"},
+    {"drain_timeout_ms", ST_CONFIG_INT, "10000", 0, 3600000, "SIGTERM drain limit"},
+    {"max_envelope_bytes", ST_CONFIG_INT, "1048576", 256, 67108864, "envelope size cap"},
+    {"max_body_bytes", ST_CONFIG_INT, "1073741824", 1024, LL_MAX, "HTTP body cap"},
+    {"signing_key", ST_CONFIG_STRING, NULL, 0, 0, "PEM private key or pkcs11: URI"},
+    {"tsa_url", ST_CONFIG_STRING, NULL, 0, 0, "RFC 3161 TSA URL"},
+    {"tsa_ca", ST_CONFIG_STRING, NULL, 0, 0, "PEM CA bundle trusted for TSA tokens"},
+    {"jwt_hs256_secret", ST_CONFIG_STRING, NULL, 0, 0, "HS256 JWT secret"},
+    {"jwt_es256_public_key", ST_CONFIG_STRING, NULL, 0, 0, "ES256 JWT public key PEM path"},
+    {"jwt_es256_private_key", ST_CONFIG_STRING, NULL, 0, 0, "ES256 key for token mint"},
+    {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]) - 1)
+
+struct st_config_s {
+  char *values[NKEYS];
+};
+
+const st_config_key_t *st_config_keys(void) { return keys; }
+
+static int key_index(const char *name, size_t len) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0)
+      return (int)i;
+  return -1;
+}
+
+static int parse_bool(const char *v, int *out) {
+  static const char *const yes[] = {"1", "true", "yes", "on"};
+  static const char *const no[] = {"0", "false", "no", "off"};
+  for (int i = 0; i < 4; i++) {
+    if (strcasecmp(v, yes[i]) == 0)
+      return *out = 1, 0;
+    if (strcasecmp(v, no[i]) == 0)
+      return *out = 0, 0;
+  }
+  return ST_EINVAL;
+}
+
+static int validate(const st_config_key_t *k, const char *v, const char *where,
+                    st_error_t *err) {
+  if (k->type == ST_CONFIG_INT) {
+    char *end;
+    long long n;
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno || end == v || *end)
+      return st_fail(err, ST_ECONFIG, "%s: %s: expected an integer, got \"%s\"", where,
+                     k->name, v);
+    if (n < k->min || n > k->max)
+      return st_fail(err, ST_ECONFIG, "%s: %s: %lld is outside [%lld, %lld]", where,
+                     k->name, n, k->min, k->max);
+  } else if (k->type == ST_CONFIG_BOOL) {
+    int b;
+    if (parse_bool(v, &b))
+      return st_fail(err, ST_ECONFIG, "%s: %s: expected true or false, got \"%s\"", where,
+                     k->name, v);
+  } else if (strcmp(k->name, "log_level") == 0) {
+    if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
+      return st_fail(err, ST_ECONFIG, "%s: log_level: expected debug|info|warn|error, got \"%s\"",
+                     where, v);
+  }
+  return 0;
+}
+
+static int assign(st_config_t *cfg, int idx, const char *v, const char *where,
+                  st_error_t *err) {
+  char *copy;
+  int rc = validate(&keys[idx], v, where, err);
+  if (rc)
+    return rc;
+  copy = st_strdup(v);
+  if (!copy)
+    return st_fail(err, ST_ENOMEM, "%s: %s: out of memory", where, keys[idx].name);
+  st_free(cfg->values[idx]);
+  cfg->values[idx] = copy;
+  return 0;
+}
+
+static char *trim(char *s) {
+  char *e;
+  while (isspace((unsigned char)*s))
+    s++;
+  e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = '\0';
+  return s;
+}
+
+static int load_file(st_config_t *cfg, const char *path, st_error_t *err) {
+  FILE *f = fopen(path, "r");
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  int lineno = 0, rc = 0;
+
+  if (!f)
+    return st_fail(err, ST_EIO, "config %s: cannot open: %s", path, strerror(errno));
+  while ((n = getline(&line, &cap, f)) >= 0) {
+    char where[512], *s, *eq, *key;
+    int idx;
+
+    lineno++;
+    snprintf(where, sizeof(where), "%s:%d", path, lineno);
+    s = trim(line);
+    if (*s == '\0' || *s == '#')
+      continue;
+    eq = strchr(s, '=');
+    if (!eq) {
+      rc = st_fail(err, ST_ECONFIG, "%s: expected key = value", where);
+      break;
+    }
+    *eq = '\0';
+    key = trim(s);
+    idx = key_index(key, strlen(key));
+    if (idx < 0) {
+      rc = st_fail(err, ST_ECONFIG, "%s: %s: unknown key", where, key);
+      break;
+    }
+    if ((rc = assign(cfg, idx, trim(eq + 1), where, err)))
+      break;
+  }
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+static int load_env(st_config_t *cfg, st_error_t *err) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    char var[64] = "STELLA_";
+    size_t j;
+    const char *v;
+    int rc;
+
+    for (j = 0; keys[i].name[j] && j + 8 < sizeof(var); j++)
+      var[7 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+    var[7 + j] = '\0';
+    v = getenv(var);
+    if (v && (rc = assign(cfg, (int)i, v, var, err)))
+      return rc;
+  }
+  return 0;
+}
+
+int st_config_load(st_config_t **out, const char *path, st_error_t *err) {
+  st_config_t *cfg = st_calloc(1, sizeof(*cfg));
+  int rc = 0;
+
+  *out = NULL;
+  if (!cfg)
+    return st_fail(err, ST_ENOMEM, "config: out of memory");
+  for (size_t i = 0; i < NKEYS && !rc; i++)
+    if (keys[i].def)
+      rc = assign(cfg, (int)i, keys[i].def, "default", err);
+  if (!path)
+    path = getenv("STELLA_CONFIG");
+  if (!rc && path && *path)
+    rc = load_file(cfg, path, err);
+  if (!rc)
+    rc = load_env(cfg, err);
+  if (rc) {
+    st_config_free(cfg);
+    return rc;
+  }
+  *out = cfg;
+  return 0;
+}
+
+void st_config_free(st_config_t *cfg) {
+  if (!cfg)
+    return;
+  for (size_t i = 0; i < NKEYS; i++)
+    st_free(cfg->values[i]);
+  st_free(cfg);
+}
+
+const char *st_config_str(const st_config_t *cfg, const char *key) {
+  int idx = key_index(key, strlen(key));
+  return idx < 0 ? NULL : cfg->values[idx];
+}
+
+long long st_config_int(const st_config_t *cfg, const char *key) {
+  const char *v = st_config_str(cfg, key);
+  return v ? strtoll(v, NULL, 10) : 0;
+}
+
+int st_config_bool(const st_config_t *cfg, const char *key) {
+  const char *v = st_config_str(cfg, key);
+  int b = 0;
+  if (v)
+    parse_bool(v, &b);
+  return b;
+}
+
+int st_config_set(st_config_t *cfg, const char *key, const char *value, st_error_t *err) {
+  int idx = key_index(key, strlen(key));
+  if (idx < 0)
+    return st_fail(err, ST_ECONFIG, "%s: unknown key", key);
+  return assign(cfg, idx, value, "flag", err);
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# ops/services.sh up|down|env|status: private Postgres 15 and Redis 7 for development,
+# tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
+# chosen ports); nothing touches a system-wide instance or a standard port.
+#   up      start what is not running (idempotent), create the database
+#   down    stop everything and delete var/pg, var/redis
+#   env     print `export STELLA_...=` lines for the binaries and tests
+#   status  say what runs where
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VAR="$ROOT/var"
+PGBIN=/usr/lib/postgresql/15/bin
+PGDATA="$VAR/pg"
+PGRUN="$VAR/run"
+REDISDIR="$VAR/redis"
+PORTS="$VAR/ports.env"
+PGUSER_OS=postgres # initdb refuses root; the cluster runs as the Debian postgres user
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_port() { # a free port in 20000-59999, different per checkout and per service
+  local p=$(( ( $(cksum <<<"$ROOT$1" | cut -d' ' -f1) % 40000 ) + 20000 ))
+  while ! port_free "$p"; do p=$(( p + 1 )); done
+  echo "$p"
+}
+
+load_ports() {
+  mkdir -p "$VAR"
+  if [ ! -f "$PORTS" ]; then
+    { echo "PG_PORT=$(pick_port pg)"; echo "REDIS_PORT=$(pick_port redis)"; } >"$PORTS"
+  fi
+  # shellcheck disable=SC1090
+  . "$PORTS"
+}
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$PGUSER_OS" -- "$@"; else "$@"; fi; }
+
+pg_running() { [ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
+
+pg_up() {
+  mkdir -p "$PGRUN"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown "$PGUSER_OS" "$PGRUN"
+    # the postgres user must be able to reach var/ through the checkout's parents
+    d="$VAR"; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+  fi
+  if [ ! -f "$PGDATA/PG_VERSION" ]; then
+    mkdir -p "$PGDATA"; [ "$(id -u)" -eq 0 ] && chown "$PGUSER_OS" "$PGDATA"
+    as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+  fi
+  if ! pg_running; then
+    if port_free "$PG_PORT"; then :; else
+      echo "services: port $PG_PORT taken; delete $PORTS to pick another" >&2; exit 1; fi
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGRUN/pg.log" -w -t 60 \
+      -o "-p $PG_PORT -k $PGRUN -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+  fi
+  if ! as_pg psql -h "$PGRUN" -p "$PG_PORT" -U postgres -Atc "select 1 from pg_database where datname='stella'" postgres | grep -q 1; then
+    as_pg psql -h "$PGRUN" -p "$PG_PORT" -U postgres -qc "create database stella" postgres
+  fi
+}
+
+redis_running() { [ -f "$VAR/redis.pid" ] && kill -0 "$(cat "$VAR/redis.pid")" 2>/dev/null; }
+
+redis_up() {
+  mkdir -p "$REDISDIR"
+  redis_running && return 0
+  port_free "$REDIS_PORT" || { echo "services: port $REDIS_PORT taken; delete $PORTS" >&2; exit 1; }
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDISDIR" --appendonly yes \
+    --appendfsync everysec --save "" --daemonize yes --pidfile "$VAR/redis.pid" \
+    --logfile "$VAR/redis.log" >/dev/null
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "services: redis did not start, see $VAR/redis.log" >&2; exit 1
+}
+
+down() {
+  if [ -f "$PGDATA/PG_VERSION" ]; then
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  if redis_running; then
+    kill "$(cat "$VAR/redis.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do redis_running || break; sleep 0.1; done
+  fi
+  rm -rf "$PGDATA" "$REDISDIR" "$PGRUN" "$VAR/redis.pid" "$PORTS"
+}
+
+print_env() {
+  cat <<ENV
+export STELLA_PG_URL='postgresql://stella_app@127.0.0.1:$PG_PORT/stella'
+export STELLA_PG_MAINT_URL='postgresql://stella_maint@127.0.0.1:$PG_PORT/stella'
+export STELLA_PG_ADMIN_URL='postgresql://postgres@127.0.0.1:$PG_PORT/stella'
+export STELLA_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
+export STELLA_DATA_DIR='$VAR/data'
+ENV
+}
+
+cmd=${1:-}
+case "$cmd" in
+  up) load_ports; pg_up; redis_up; echo "services: postgres :$PG_PORT, redis :$REDIS_PORT (var/)" >&2 ;;
+  down) [ -f "$PORTS" ] && load_ports; down; echo "services: stopped" >&2 ;;
+  env) load_ports; print_env ;;
+  status) load_ports
+    pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
+    redis_running && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped" ;;
+  *) echo "usage: ops/services.sh up|down|env|status" >&2; exit 2 ;;
+esac
