@@ -24,7 +24,8 @@ bash ops/services.sh up
 eval "$(bash ops/services.sh env)"
 export STELLA_TEST_REQUIRE_SERVICES=1 PATH="$ROOT/build-ci/bin:$PATH"
 
+# Fuzz smoke runs first so the suite's own ctest summary is the closing report.
 rc=0
-(cd build-ci && ctest --output-on-failure -j "$JOBS" "$@") || rc=$?
 (cd build-fuzz && ctest --output-on-failure -L fuzz "$@") || rc=$?
+(cd build-ci && ctest --output-on-failure -j "$JOBS" "$@") || rc=$?
 exit $rc
