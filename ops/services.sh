@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# ops/services.sh up|down|env|status: private Postgres 15 and Redis 7 for development,
-# tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
+# ops/services.sh up|down|env|status: private Postgres 15, Redis 7 and a test RFC 3161 TSA
+# (stella-test-tsa) for development, tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
 # chosen ports); nothing touches a system-wide instance or a standard port.
 #   up      start what is not running (idempotent), create the database
 #   down    stop everything and delete var/pg, var/redis
 #   env     print `export STELLA_...=` lines for the binaries and tests
 #   status  say what runs where
+# The TSA is a binary of this checkout (build/bin or build-ci/bin): when neither is built yet,
+# `up` says so and skips it (ops/test.sh builds first, then runs `up`). Its test CA and
+# signing certificate are made once under var/tsa/ and kept by `down`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +18,7 @@ PGDATA="$VAR/pg"
 PGRUN="$VAR/run"
 REDISDIR="$VAR/redis"
 PORTS="$VAR/ports.env"
+TSADIR="$VAR/tsa"
 PGUSER_OS=postgres # initdb refuses root; the cluster runs as the Debian postgres user
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -32,6 +36,7 @@ load_ports() {
   fi
   # shellcheck disable=SC1090
   . "$PORTS"
+  if [ -z "${TSA_PORT:-}" ]; then TSA_PORT=$(pick_port tsa); echo "TSA_PORT=$TSA_PORT" >>"$PORTS"; fi
 }
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$PGUSER_OS" -- "$@"; else "$@"; fi; }
@@ -73,7 +78,39 @@ redis_up() {
   echo "services: redis did not start, see $VAR/redis.log" >&2; exit 1
 }
 
+tsa_bin() {
+  local d
+  for d in build build-ci; do
+    [ -x "$ROOT/$d/bin/stella-test-tsa" ] && { echo "$ROOT/$d/bin/stella-test-tsa"; return 0; }
+  done
+  return 1
+}
+
+tsa_running() { [ -f "$VAR/tsa.pid" ] && kill -0 "$(cat "$VAR/tsa.pid")" 2>/dev/null; }
+
+tsa_up() {
+  local bin
+  tsa_running && return 0
+  if ! bin=$(tsa_bin); then
+    echo "services: no stella-test-tsa in build/bin or build-ci/bin yet; TSA skipped (build first)" >&2
+    return 0
+  fi
+  port_free "$TSA_PORT" || { echo "services: port $TSA_PORT taken; delete $PORTS" >&2; exit 1; }
+  bash "$ROOT/ops/tsa/gen-test-pki.sh" "$TSADIR" >/dev/null
+  "$bin" --port "$TSA_PORT" --cert "$TSADIR/tsa.pem" --key "$TSADIR/tsa.key" \
+    --chain "$TSADIR/ca.pem" >>"$VAR/tsa.log" 2>&1 </dev/null &
+  echo $! >"$VAR/tsa.pid"
+  for _ in $(seq 50); do port_free "$TSA_PORT" || return 0; sleep 0.1; done
+  echo "services: stella-test-tsa did not start, see $VAR/tsa.log" >&2; exit 1
+}
+
 down() {
+  if tsa_running; then
+    kill "$(cat "$VAR/tsa.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do tsa_running || break; sleep 0.1; done
+  fi
+  rm -f "$VAR/tsa.pid"
+
   if [ -f "$PGDATA/PG_VERSION" ]; then
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
   fi
@@ -92,15 +129,21 @@ export STELLA_PG_ADMIN_URL='postgresql://postgres@127.0.0.1:$PG_PORT/stella'
 export STELLA_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 export STELLA_DATA_DIR='$VAR/data'
 ENV
+  if tsa_running; then
+    echo "export STELLA_TSA_URL='http://127.0.0.1:$TSA_PORT/'"
+    echo "export STELLA_TSA_CA='$TSADIR/ca.pem'"
+  fi
 }
 
 cmd=${1:-}
 case "$cmd" in
-  up) load_ports; pg_up; redis_up; echo "services: postgres :$PG_PORT, redis :$REDIS_PORT (var/)" >&2 ;;
+  up) load_ports; pg_up; redis_up; tsa_up
+    echo "services: postgres :$PG_PORT, redis :$REDIS_PORT$(tsa_running && echo ", tsa :$TSA_PORT") (var/)" >&2 ;;
   down) [ -f "$PORTS" ] && load_ports; down; echo "services: stopped" >&2 ;;
   env) load_ports; print_env ;;
   status) load_ports
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
-    redis_running && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped" ;;
+    redis_running && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
+    tsa_running && echo "tsa: running on 127.0.0.1:$TSA_PORT" || echo "tsa: stopped" ;;
   *) echo "usage: ops/services.sh up|down|env|status" >&2; exit 2 ;;
 esac
