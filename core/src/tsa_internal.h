@@ -18,9 +18,13 @@ int st__tsa_resp_parse(const void *der, size_t len, TS_RESP **out, st_tsa_info_t
  * OpenSSL error queue (which it drains); `what` prefixes the message. */
 int st__tsa_verify_failed(const char *what, st_tsa_info_t *info, st_error_t *err);
 
-/* Record a reason (info may be NULL) and fail with code. */
-int st__tsa_fail(st_tsa_info_t *info, st_tsa_reason reason, st_error_t *err, int code,
-                 const char *fmt, ...) ST_PRINTF(5, 6);
+/* Record a reason (info may be NULL) and fail with code, as st_fail does. */
+#define st__tsa_fail(info, reason, err, ...) \
+  (st__tsa_set_reason((info), (reason)), st_fail((err), __VA_ARGS__))
+static inline void st__tsa_set_reason(st_tsa_info_t *info, st_tsa_reason reason) {
+  if (info)
+    info->reason = reason;
+}
 
 /* A TimeStampReq with the SHA-256 imprint of data and no nonce or policy, as the verifier
  * compares against; nonce and policy are added by the client. */

@@ -8,7 +8,6 @@
 #include "tsa_internal.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -73,20 +72,6 @@ static void info_reset(st_tsa_info_t *info) {
   st_buf_reset(&info->policy_oid);
   st_buf_reset(&info->tsa_name);
   st_buf_reset(&info->nonce_hex);
-}
-
-int st__tsa_fail(st_tsa_info_t *info, st_tsa_reason reason, st_error_t *err, int code,
-                 const char *fmt, ...) {
-  if (info)
-    info->reason = reason;
-  if (err) {
-    va_list ap;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-  }
-  return code;
 }
 
 static st_tsa_reason reason_of(int lib, int reason) {

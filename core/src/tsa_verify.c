@@ -5,7 +5,8 @@
  * SIGNER: the expected imprint comes from a TimeStampReq we build over the data with SHA-256,
  * so a token made with another hash algorithm is an imprint mismatch (sigstore refuses SHA-1
  * too). The signature step checks the CMS signature, the ESS signing-certificate binding, and
- * the signer chain with the timestamp-signing purpose at the current time.
+ * the signer chain with the timestamp-signing purpose at the current time. (OpenSSL also
+ * turns SIGNATURE on by itself when SIGNER is set and the token names its TSA.)
  *
  * Ownership trap (OpenSSL 3.0-3.3): TS_VERIFY_CTX_free frees the store and the untrusted
  * stack it was given with TS_VERIFY_CTX_set_store/set_certs, although the names say "set",
