@@ -11,6 +11,7 @@ static int cmd_help(int argc, char **argv);
 static const st_cli_cmd_t commands[] = {
     {"version", st_cmd_version, "print version and git commit"},
     {"tsa", st_cmd_tsa, "RFC 3161 timestamps: stamp, verify, certs"},
+    {"migrate", st_cmd_migrate, "apply Postgres migrations (--status lists them)"},
     {"help", cmd_help, "list commands"},
 };
 
