@@ -2,7 +2,7 @@
  * through st_db_tenant_tx, SQLSTATE mapping, a forced serialization failure retried,
  * reconnection after pg_terminate_backend (idle and mid-transaction), invalid tenant ids
  * rejected before any SQL runs, and many threads sharing a small pool. */
-#include "st_test.h"
+#include "st_test_db.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,17 +34,7 @@ static void cleanup(void) {
 }
 
 static int setup(void **state) {
-  char dir[4096];
-  st_error_t err = ST_ERROR_INIT;
-  const char *src = getenv("STELLA_SOURCE_DIR");
-
-  app_url = st_test_env("STELLA_PG_URL");
-  admin_url = st_test_env("STELLA_PG_ADMIN_URL");
-  snprintf(dir, sizeof(dir), "%s/schemas/postgres", src ? src : "../..");
-  if (st_db_migrate(admin_url, dir, NULL, NULL, &err))
-    fail_msg("migrate: %s", st_error_text(&err));
-  snprintf(tenant_a, sizeof(tenant_a), "dbtA-%d", (int)getpid());
-  snprintf(tenant_b, sizeof(tenant_b), "dbtB-%d", (int)getpid());
+  st_test_db_setup(&app_url, &admin_url, "dbt", tenant_a, tenant_b, sizeof(tenant_a));
   cleanup();
   return 0;
 }

@@ -14,7 +14,7 @@
  * checks), so any table can be filled from minimal generated INSERTs: NOT NULL columns
  * without defaults get dummy values by type. An unhandled type fails the test by name:
  * extend dummy_value() when a new table needs it. Migrations are applied first. */
-#include "st_test.h"
+#include "st_test_db.h"
 
 #include <unistd.h>
 
@@ -149,17 +149,7 @@ static void for_each_table_clean(void) {
 }
 
 static int setup(void **state) {
-  char dir[4096];
-  st_error_t err = ST_ERROR_INIT;
-  const char *src = getenv("STELLA_SOURCE_DIR");
-
-  app_url = st_test_env("STELLA_PG_URL");
-  admin_url = st_test_env("STELLA_PG_ADMIN_URL");
-  snprintf(dir, sizeof(dir), "%s/schemas/postgres", src ? src : "../..");
-  if (st_db_migrate(admin_url, dir, NULL, NULL, &err))
-    fail_msg("migrate: %s", st_error_text(&err));
-  snprintf(tenant_a, sizeof(tenant_a), "rlsA-%d", (int)getpid());
-  snprintf(tenant_b, sizeof(tenant_b), "rlsB-%d", (int)getpid());
+  st_test_db_setup(&app_url, &admin_url, "rls", tenant_a, tenant_b, sizeof(tenant_a));
   admin = PQconnectdb(admin_url);
   assert_int_equal(PQstatus(admin), CONNECTION_OK);
   tables = admin_q(
