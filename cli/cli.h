@@ -19,5 +19,7 @@ int st_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Command entry points (one cmd_*.c file each). */
 int st_cmd_version(int argc, char **argv);
 int st_cmd_tsa(int argc, char **argv);
+int st_cmd_key(int argc, char **argv);
+int st_cmd_dsse(int argc, char **argv);
 
 #endif
