@@ -23,7 +23,8 @@
  * may be called from several threads at once (PKCS#11 serialises on the session).
  * Errors: ST_EIO (file), ST_EPARSE (not a key), ST_EUNSUPPORTED (other key types or
  * curves), ST_ECRYPTO (the provider failed), ST_EVERIFY (signature does not verify),
- * ST_EEXIST (st_key_generate will not overwrite), ST_ENOENT (PKCS#11 object not found).
+ * ST_EEXIST (st_key_generate will not overwrite), ST_ENOENT (PKCS#11 module, token or
+ * object not found), ST_ECONFLICT (several objects match), ST_EPERM (wrong PIN).
  */
 #ifndef STELLA_KEYS_H
 #define STELLA_KEYS_H
