@@ -1,6 +1,5 @@
 /* cmd_dsse.c: `stella dsse sign` and `stella dsse verify`: DSSE envelopes over a file,
  * with a key file or a pkcs11: URI (sign) and trusted public key PEMs (verify). */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,39 +9,6 @@
 #include "stella/mem.h"
 
 #define MAX_TRUSTED 16
-
-/* Read a file (at most max bytes) into b. */
-static int read_all(const char *path, size_t max, st_buf_t *b) {
-  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-  char chunk[65536];
-  size_t n;
-  int rc = 0;
-
-  if (!f) {
-    fprintf(stderr, "stella: %s: %s\n", path, strerror(errno));
-    return ST_EIO;
-  }
-  st_buf_init(b, max);
-  while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    rc = st_buf_add(b, chunk, n);
-  if (!rc && ferror(f))
-    rc = ST_EIO;
-  if (rc)
-    fprintf(stderr, "stella: %s: %s\n", path, st_strerror(rc));
-  if (f != stdin)
-    fclose(f);
-  return rc;
-}
-
-static int write_out(const char *path, const char *data, size_t len) {
-  FILE *f = path ? fopen(path, "wb") : stdout;
-  int ok = f && fwrite(data, 1, len, f) == len;
-  if (f && f != stdout)
-    ok = (fclose(f) == 0) && ok;
-  if (!ok)
-    fprintf(stderr, "stella: %s: cannot write\n", path ? path : "stdout");
-  return ok ? ST_EXIT_OK : ST_EXIT_USAGE;
-}
 
 static int dsse_sign(int argc, char **argv) {
   const char *key = NULL, *type = "application/vnd.in-toto+json", *out = NULL, *in = NULL;
@@ -66,7 +32,7 @@ static int dsse_sign(int argc, char **argv) {
   if (!key || !in)
     return st_cli_usage("usage: stella dsse sign --key KEY.pem|pkcs11:URI [--type T] "
                         "[-o OUT] FILE");
-  if (read_all(in, ST_DSSE_ENVELOPE_MAX / 2, &payload))
+  if (st_cli_read_file(in, ST_DSSE_ENVELOPE_MAX / 2, &payload))
     goto done;
   if (st_signer_open(&s, key, &err) ||
       st_dsse_sign(s, type, payload.data, payload.len, &env, &err)) {
@@ -74,7 +40,7 @@ static int dsse_sign(int argc, char **argv) {
     goto done;
   }
   if (st_buf_addc(&env, '\n') == 0)
-    rc = write_out(out, env.data, env.len);
+    rc = st_cli_write_file(out, env.data, env.len);
 done:
   st_signer_free(s);
   st_buf_release(&payload);
@@ -117,7 +83,7 @@ static int dsse_verify(int argc, char **argv) {
                       "[-o PAYLOAD] ENVELOPE");
     goto done;
   }
-  if (read_all(in, ST_DSSE_ENVELOPE_MAX, &env))
+  if (st_cli_read_file(in, ST_DSSE_ENVELOPE_MAX, &env))
     goto done;
   if (st_dsse_verify(env.data, env.len, (const st_pubkey_t *const *)keys, nkeys, type,
                      &ptype, &payload, &which, &err)) {
@@ -127,7 +93,7 @@ static int dsse_verify(int argc, char **argv) {
   }
   fprintf(stderr, "verified: payloadType %s, signed by %s\n", ptype.data,
           st_pubkey_keyid(keys[which]));
-  rc = out ? write_out(out, payload.data, payload.len) : ST_EXIT_OK;
+  rc = out ? st_cli_write_file(out, payload.data, payload.len) : ST_EXIT_OK;
 done:
   for (k = 0; k < nkeys; k++)
     st_pubkey_free(keys[k]);
