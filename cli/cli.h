@@ -3,6 +3,10 @@
 #ifndef STELLA_CLI_H
 #define STELLA_CLI_H
 
+#include <stddef.h>
+
+#include "stella/buf.h"
+
 #define ST_EXIT_OK 0
 #define ST_EXIT_FAIL 1
 #define ST_EXIT_USAGE 2
@@ -16,9 +20,16 @@ typedef struct st_cli_cmd_s {
 /* Print "stella: <msg>" to stderr and return ST_EXIT_USAGE. */
 int st_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Read a whole file ("-" = stdin) into out, initialised with cap max; write data to path
+ * (NULL = stdout). Both print the reason and return ST_EXIT_USAGE on failure. */
+int st_cli_read_file(const char *path, size_t max, st_buf_t *out);
+int st_cli_write_file(const char *path, const void *data, size_t len);
+
 /* Command entry points (one cmd_*.c file each). */
 int st_cmd_version(int argc, char **argv);
 int st_cmd_tsa(int argc, char **argv);
 int st_cmd_migrate(int argc, char **argv);
+int st_cmd_key(int argc, char **argv);
+int st_cmd_dsse(int argc, char **argv);
 
 #endif

@@ -16,33 +16,6 @@
 
 #define FILE_MAX ((size_t)64 * 1024 * 1024) /* data to stamp: bundles stamp 64-byte signatures */
 
-static int read_file(const char *path, size_t max, st_buf_t *out) {
-  FILE *f = fopen(path, "rb");
-  char chunk[65536];
-  size_t n;
-  int rc = 0;
-
-  st_buf_init(out, max);
-  if (!f)
-    return st_cli_usage("%s: %s", path, strerror(errno));
-  while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    if (st_buf_add(out, chunk, n))
-      rc = st_cli_usage("%s: larger than %zu bytes", path, max);
-  if (!rc && ferror(f))
-    rc = st_cli_usage("%s: read error", path);
-  fclose(f);
-  return rc;
-}
-
-static int write_file(const char *path, const st_buf_t *b) {
-  FILE *f = fopen(path, "wb");
-  if (!f)
-    return st_cli_usage("%s: %s", path, strerror(errno));
-  if (fwrite(b->data, 1, b->len, f) != b->len || fclose(f) != 0)
-    return st_cli_usage("%s: write error", path);
-  return ST_EXIT_OK;
-}
-
 static void print_info(const st_tsa_info_t *info) {
   printf("genTime: %s (%lld)\nserial: %s\npolicy: %s\ntsa: %s\nnonce: %s\n",
          info->gen_time_text.data, (long long)info->gen_time, info->serial_hex.data,
@@ -81,14 +54,14 @@ static int tsa_stamp(int argc, char **argv) {
                       "FILE -o OUT.tsr");
     goto done;
   }
-  if ((rc = read_file(file, FILE_MAX, &data)))
+  if ((rc = st_cli_read_file(file, FILE_MAX, &data)))
     goto done;
   if (st_tsa_stamp(&opts, data.data, data.len, &resp, &info, &err)) {
     fprintf(stderr, "stella: tsa stamp: %s\n", st_error_text(&err));
     rc = err.code == ST_EVERIFY ? ST_EXIT_FAIL : ST_EXIT_USAGE;
     goto done;
   }
-  if ((rc = write_file(out, &resp)))
+  if ((rc = st_cli_write_file(out, resp.data, resp.len)))
     goto done;
   print_info(&info);
 done:
@@ -127,10 +100,10 @@ static int tsa_verify(int argc, char **argv) {
                       "IN.tsr");
     goto done;
   }
-  if ((rc = read_file(ca, 1024 * 1024, &ca_pem)) ||
-      (chain && (rc = read_file(chain, 1024 * 1024, &chain_pem))) ||
-      (rc = read_file(file, FILE_MAX, &data)) ||
-      (rc = read_file(tsr, ST_TSA_MAX_RESPONSE, &resp)))
+  if ((rc = st_cli_read_file(ca, 1024 * 1024, &ca_pem)) ||
+      (chain && (rc = st_cli_read_file(chain, 1024 * 1024, &chain_pem))) ||
+      (rc = st_cli_read_file(file, FILE_MAX, &data)) ||
+      (rc = st_cli_read_file(tsr, ST_TSA_MAX_RESPONSE, &resp)))
     goto done;
   if (st_tsa_verify(resp.data, resp.len, data.data, data.len, ca_pem.data, ca_pem.len,
                     chain_pem.data, chain_pem.len, &info, &err)) {
@@ -160,7 +133,7 @@ static int tsa_certs(int argc, char **argv) {
 
   if (argc != 2)
     return st_cli_usage("usage: stella tsa certs IN.tsr");
-  if ((rc = read_file(argv[1], ST_TSA_MAX_RESPONSE, &resp)))
+  if ((rc = st_cli_read_file(argv[1], ST_TSA_MAX_RESPONSE, &resp)))
     goto done;
   if (st_tsa_certs_pem(resp.data, resp.len, &pem, &count, &err)) {
     fprintf(stderr, "stella: tsa certs: %s\n", st_error_text(&err));

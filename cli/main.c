@@ -12,6 +12,8 @@ static const st_cli_cmd_t commands[] = {
     {"version", st_cmd_version, "print version and git commit"},
     {"tsa", st_cmd_tsa, "RFC 3161 timestamps: stamp, verify, certs"},
     {"migrate", st_cmd_migrate, "apply Postgres migrations (--status lists them)"},
+    {"key", st_cmd_key, "generate a signing key, print a public key's keyid"},
+    {"dsse", st_cmd_dsse, "sign a file into a DSSE envelope, verify an envelope"},
     {"help", cmd_help, "list commands"},
 };
 

@@ -11,6 +11,7 @@ PACKAGES=(
   postgresql-15 postgresql-client-15 redis-server
   clang libclang-rt-14-dev
   openssl python3 python3-securesystemslib softhsm2 opensc age xxd
+  openssh-client libp11-kit-dev
   nodejs npm wrk nginx-light hyperfine procps iproute2
 )
 
