@@ -138,59 +138,20 @@ static int proof_start(st_merkle_proof_t *p, st_merkle_t *t) {
   return rc;
 }
 
-int st_merkle_inclusion_proof(const uint8_t *leaves, uint64_t n,
-                              uint64_t index, st_merkle_proof_t *proof, st_error_t *err) {
-  st_merkle_t t;
-  uint64_t lo = 0, m = index;
-  int rc;
-
-  proof->hash = NULL;
-  proof->len = 0;
-  if (index >= n)
-    return st_fail(err, ST_EINVAL, "merkle: leaf index %llu out of range for %llu leaves",
-                   (unsigned long long)index, (unsigned long long)n);
-  if ((rc = proof_start(proof, &t)))
-    return st_fail(err, rc, "merkle: inclusion proof: %s", st_strerror(rc));
-  while (n > 1) {
-    uint64_t k = split_point(n);
-    if (m < k) {
-      rc = range_root(&t, AT(leaves, lo + k), n - k, AT(proof->hash, proof->len));
-      n = k;
-    } else {
-      rc = range_root(&t, AT(leaves, lo), k, AT(proof->hash, proof->len));
-      lo += k, m -= k, n -= k;
-    }
-    if (rc)
-      goto done;
-    proof->len++;
-  }
-  proof_reverse(proof);
-done:
-  st_merkle_release(&t);
-  if (rc) {
-    st_merkle_proof_release(proof);
-    st_fail(err, rc, "merkle: inclusion proof: %s", st_strerror(rc));
-  }
-  return rc;
-}
-
-int st_merkle_consistency_proof(const uint8_t *leaves, uint64_t n,
-                                uint64_t m, st_merkle_proof_t *proof, st_error_t *err) {
+/* Both proofs follow RFC 6962 §2.1.1/§2.1.2 top-down: PATH(m, D[n]) when consistency is
+ * 0, PROOF(m, D[n]) = SUBPROOF(m, D[n], true) when it is 1. `whole` is SUBPROOF's flag b:
+ * the old tree's root is one the verifier already has, so it is left out. */
+static int build_proof(const uint8_t *leaves, uint64_t n, uint64_t m, int consistency,
+                       st_merkle_proof_t *proof) {
   st_merkle_t t;
   uint64_t lo = 0;
   int whole = 1, rc;
 
-  proof->hash = NULL;
-  proof->len = 0;
-  if (m > n)
-    return st_fail(err, ST_EINVAL, "merkle: old size %llu exceeds new size %llu",
-                   (unsigned long long)m, (unsigned long long)n);
   if ((rc = proof_start(proof, &t)))
-    return st_fail(err, rc, "merkle: consistency proof: %s", st_strerror(rc));
-  /* `whole` is the RFC's flag b: the old tree's root is one the verifier already has. */
-  while (m > 0 && m < n) {
+    return rc;
+  while (consistency ? m > 0 && m < n : n > 1) {
     uint64_t k = split_point(n);
-    if (m <= k) {
+    if (m < k || (consistency && m == k)) {
       rc = range_root(&t, AT(leaves, lo + k), n - k, AT(proof->hash, proof->len));
       n = k;
     } else {
@@ -202,7 +163,7 @@ int st_merkle_consistency_proof(const uint8_t *leaves, uint64_t n,
       goto done;
     proof->len++;
   }
-  if (m > 0 && !whole) {
+  if (consistency && m > 0 && !whole) {
     if ((rc = range_root(&t, AT(leaves, lo), m, AT(proof->hash, proof->len))))
       goto done;
     proof->len++;
@@ -210,11 +171,35 @@ int st_merkle_consistency_proof(const uint8_t *leaves, uint64_t n,
   proof_reverse(proof);
 done:
   st_merkle_release(&t);
-  if (rc) {
+  if (rc)
     st_merkle_proof_release(proof);
-    st_fail(err, rc, "merkle: consistency proof: %s", st_strerror(rc));
-  }
   return rc;
+}
+
+int st_merkle_inclusion_proof(const uint8_t *leaves, uint64_t n, uint64_t index,
+                              st_merkle_proof_t *proof, st_error_t *err) {
+  int rc;
+  proof->hash = NULL;
+  proof->len = 0;
+  if (index >= n)
+    return st_fail(err, ST_EINVAL, "merkle: leaf index %llu out of range for %llu leaves",
+                   (unsigned long long)index, (unsigned long long)n);
+  if ((rc = build_proof(leaves, n, index, 0, proof)))
+    return st_fail(err, rc, "merkle: inclusion proof: %s", st_strerror(rc));
+  return 0;
+}
+
+int st_merkle_consistency_proof(const uint8_t *leaves, uint64_t n, uint64_t m,
+                                st_merkle_proof_t *proof, st_error_t *err) {
+  int rc;
+  proof->hash = NULL;
+  proof->len = 0;
+  if (m > n)
+    return st_fail(err, ST_EINVAL, "merkle: old size %llu exceeds new size %llu",
+                   (unsigned long long)m, (unsigned long long)n);
+  if ((rc = build_proof(leaves, n, m, 1, proof)))
+    return st_fail(err, rc, "merkle: consistency proof: %s", st_strerror(rc));
+  return 0;
 }
 
 void st_merkle_proof_release(st_merkle_proof_t *proof) {
