@@ -44,11 +44,14 @@ static json_t *record(unsigned long long i) {
   snprintf(path, sizeof(path), "blobs/%02llx/%06llu-r\xc3\xa9sum\xc3\xa9.bin", i & 0xff, i);
   snprintf(owner, sizeof(owner), "team-%llu \xe2\x82\xac", next() % 1000);
   return json_pack("{s:s,s:s,s:I,s:s,s:f,s:[s,s,i],s:{s:s,s:f,s:b,s:n,s:s}}",
-                   "sha256", hex, "path", path, "size", (json_int_t)(next() % 10000000000ULL),
-                   "mediaType", types[next() % 3], "mtime", 1.7e9 + (double)(next() % 1000000) / 1000.0,
-                   "tags", "prod", "tab\there", (int)(next() % 100), "meta", "owner", owner,
-                   "ratio", (double)(next() % 1000000) / 7.0, "signed", (int)(next() & 1), "parent",
-                   "note", "\"quoted\" \\ \xf0\x9f\x98\x82");
+                   "sha256", hex, "path", path,
+                   "size", (json_int_t)(next() % 10000000000ULL),
+                   "mediaType", types[next() % 3],
+                   "mtime", 1.7e9 + (double)(next() % 1000000) / 1000.0,
+                   "tags", "prod", "tab\there", (int)(next() % 100),
+                   "meta", "owner", owner, "ratio", (double)(next() % 1000000) / 7.0,
+                   "signed", (int)(next() & 1), "parent", "note",
+                   "\"quoted\" \\ \xf0\x9f\x98\x82");
 }
 
 int main(int argc, char **argv) {

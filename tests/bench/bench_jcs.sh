@@ -5,5 +5,9 @@
 set -euo pipefail
 BUILD=${1:-build-bench}
 BIN="$BUILD/bin/bench_jcs"
-[ -x "$BIN" ] || { echo "build first: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD --target bench_jcs" >&2; exit 2; }
+if [ ! -x "$BIN" ]; then
+  echo "build first: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release &&" \
+    "cmake --build $BUILD --target bench_jcs" >&2
+  exit 2
+fi
 exec "$BIN" "${2:-100}" "${3:-3}"

@@ -9,7 +9,11 @@ BUILD=${1:-build-bench}
 MIB=${2:-1024}
 RUNS=${3:-3}
 BIN="$BUILD/bin/bench_sha256"
-[ -x "$BIN" ] || { echo "build first: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DSTELLA_TESTS=ON && cmake --build $BUILD --target bench_sha256" >&2; exit 2; }
+if [ ! -x "$BIN" ]; then
+  echo "build first: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release &&" \
+    "cmake --build $BUILD --target bench_sha256" >&2
+  exit 2
+fi
 FILE=$(mktemp "${TMPDIR:-/tmp}/st_bench_sha256.XXXXXX")
 trap 'rm -f "$FILE"' EXIT
 head -c "$((MIB << 20))" /dev/urandom >"$FILE"
