@@ -239,7 +239,7 @@ int main(int argc, char **argv) {
   sigset_t sigs;
   int sig, rc = 1;
 
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     char *end = NULL;
     if (!v)
@@ -260,7 +260,6 @@ int main(int argc, char **argv) {
     } else {
       return usage();
     }
-    i++;
   }
   if (!port || !cert || !key)
     return usage();
