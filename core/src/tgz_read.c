@@ -53,7 +53,7 @@ void st_tgz_limits_default(st_tgz_limits_t *lim) {
   lim->max_entries = 100000;
   lim->max_total_bytes = (uint64_t)8 << 30;
   lim->max_entry_bytes = (uint64_t)4 << 30;
-  lim->max_path_len = 1024;
+  lim->max_path_len = ST_TGZ_PATH_MAX;
 }
 
 /* ---- gzip ---- */

@@ -4,8 +4,8 @@
  * directories, sorts everything by path bytes (a parent is a prefix of its children,
  * so it sorts first), and has libarchive produce the pax-restricted tar stream into a
  * write callback that deflates it with zlib straight into the output fd. libarchive's
- * own gzip filter was measured against this (tests/bench/bench_tgz.sh): see
- * docs/benchmarks.md; doing gzip here also pins every gzip header byte ourselves.
+ * own gzip filter costs the same CPU (tests/bench/bench_tgz.sh, docs/benchmarks.md);
+ * doing gzip here pins every gzip header byte whatever the libarchive version.
  * Memory stays bounded by the entry list plus fixed 64 KiB buffers, whatever the sizes.
  */
 #define _GNU_SOURCE /* mkostemp */
@@ -232,21 +232,25 @@ static int write_all(st_tgz_writer_t *w, const unsigned char *p, size_t n) {
   return 0;
 }
 
+/* Deflate into zbuf, writing it out only when full (and at Z_FINISH): one write(2)
+ * per 64 KiB of output, not one per tar block. */
 static int deflate_some(st_tgz_writer_t *w, const void *data, size_t len, int flush) {
-  int zr;
+  int zr, rc;
   w->z.next_in = (Bytef *)(uintptr_t)data;
   w->z.avail_in = (uInt)len;
-  do {
-    int rc;
-    w->z.next_out = w->zbuf;
-    w->z.avail_out = (uInt)ST__TGZ_CHUNK;
+  for (;;) {
     zr = deflate(&w->z, flush);
     if (zr == Z_STREAM_ERROR)
       return st_fail(w->err, ST_EINTERNAL, "tgz: deflate failed");
-    if ((rc = write_all(w, w->zbuf, ST__TGZ_CHUNK - w->z.avail_out)) < 0)
-      return rc;
-  } while (w->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
-  return 0;
+    if (w->z.avail_out == 0 || zr == Z_STREAM_END) {
+      if ((rc = write_all(w, w->zbuf, ST__TGZ_CHUNK - w->z.avail_out)) < 0)
+        return rc;
+      w->z.next_out = w->zbuf;
+      w->z.avail_out = (uInt)ST__TGZ_CHUNK;
+    }
+    if (zr == Z_STREAM_END || (flush != Z_FINISH && w->z.avail_in == 0))
+      return 0;
+  }
 }
 
 static la_ssize_t tar_out(struct archive *a, void *ud, const void *buf, size_t len) {
@@ -428,6 +432,8 @@ static int zlib_start(st_tgz_writer_t *w) {
   if (deflateInit2(&w->z, w->opt.level, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     return st_fail(w->err, ST_ENOMEM, "tgz: deflateInit2 failed");
   w->z_ready = 1;
+  w->z.next_out = w->zbuf;
+  w->z.avail_out = (uInt)ST__TGZ_CHUNK;
   if (deflateSetHeader(&w->z, &hdr) != Z_OK)
     return st_fail(w->err, ST_EINTERNAL, "tgz: deflateSetHeader failed");
   return 0;

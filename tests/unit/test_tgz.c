@@ -354,7 +354,9 @@ static void write_path_rules(void **state) {
   assert_int_equal(symlink("/etc/passwd", tmp("link")), 0);
   assert_int_equal(st_tgz_add_file(w, "f", tmp("link"), &err), ST_EUNSAFE);
   assert_int_equal(st_tgz_add_file(w, "f", g_dir, &err), ST_EUNSAFE);
+  assert_int_equal(system("ls /tmp/stella-tgz-*/o.tgz.tmp.* >/dev/null 2>&1"), 0);
   st_tgz_writer_abort(w);
+  assert_int_equal(system("test -z \"$(ls /tmp/stella-tgz-*/o.tgz.tmp.* 2>/dev/null)\""), 0);
 }
 
 static void changing_sources(void **state) {

@@ -46,7 +46,7 @@ typedef struct st_tgz_writer_s st_tgz_writer_t;
 typedef struct st_tgz_reader_s st_tgz_reader_t;
 
 #define ST_TGZ_LEVEL_DEFAULT 6
-#define ST_TGZ_LEVEL_FAST 1 /* ~3x faster than 6 on bundle payloads, ~10% larger */
+#define ST_TGZ_LEVEL_FAST 1 /* ~2.2x less CPU than 6, ~11% larger (docs/benchmarks.md) */
 #define ST_TGZ_PATH_MAX 4096
 
 typedef struct st_tgz_options_s {
@@ -103,7 +103,9 @@ typedef struct st_tgz_limits_s {
   size_t max_path_len;      /* bytes, <= ST_TGZ_PATH_MAX */
 } st_tgz_limits_t;
 
-/* 100,000 entries, 8 GiB decompressed, 4 GiB per file, 1024-byte paths. */
+/* 100,000 entries, 8 GiB decompressed, 4 GiB per file, ST_TGZ_PATH_MAX-byte paths.
+ * The writer enforces none of these: a bundle writer must stay within what its
+ * verifiers accept. */
 void st_tgz_limits_default(st_tgz_limits_t *lim);
 
 typedef enum st_tgz_type {
