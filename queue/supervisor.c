@@ -44,6 +44,7 @@ static void on_delivery(void *ud, st_delivery_t *d) {
 
   if (!j) {
     st_error("supervisor: out of memory for entry %s; it stays pending", d->entry_id);
+    st_transport_release(s->tr, d->stream, d->entry_id);
     st_delivery_free(d);
     return;
   }
@@ -125,7 +126,7 @@ static void finish_job(st__sup_t *s, st__job_t *j) {
     st_transport_dead_letter(s->tr, d->stream, d->entry_id, d->type, j->job_id, j->tenant,
                              j->reason, j->klass, d->data, d->len);
     break;
-  case ST_ACTION_RELEASE: break;
+  case ST_ACTION_RELEASE: st_transport_release(s->tr, d->stream, d->entry_id); break;
   }
   st__job_free(j);
   st_transport_poke(s->tr);

@@ -1,6 +1,7 @@
 /* transport.c: the two Redis connections (connect, set up, reconnect with backoff),
  * claiming with XREADGROUP and XAUTOCLAIM under the free-slot bound, and shutdown.
- * Settle operations, the delayed-retry mover and queue statistics are in
+ * XAUTOCLAIM runs on the claim connection between two blocking reads (a read reserves
+ * the free slots while it blocks). Settle operations, the delayed-retry mover and queue statistics are in
  * transport_ops.c. Everything runs on the loop thread. */
 #include "transport_int.h"
 
@@ -15,10 +16,11 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define BLOCK_MS "2000"
+#define CONNECT_TIMEOUT_MS 1000
 
 static void conn_start(st__conn_t *c);
 static void read_next(st_transport_t *t);
+static int claim_next(st_transport_t *t, int from);
 
 void st_delivery_free(st_delivery_t *d) {
   if (!d)
@@ -102,10 +104,24 @@ static void select_cb(redisAsyncContext *ac, void *r, void *priv) {
     st_error("redis: SELECT failed: %s", reply->str);
 }
 
+/* hiredis 0.14's libuv adapter drops poll errors, so a refused connection would never
+ * call on_connect: give up on it after a while and start over. */
+static void connect_timeout_cb(uv_timer_t *h) {
+  st__conn_t *c = h->data;
+  if (!c->ac || c->up)
+    return;
+  st_warn("redis: connect to %s:%d did not complete; retrying in %u ms", c->t->host, c->t->port,
+          c->backoff_ms);
+  redisAsyncFree(c->ac); /* not connected yet: no disconnect callback */
+  c->ac = NULL;
+  schedule_reconnect(c);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status) {
   st__conn_t *c = ac->data;
   st_transport_t *t = c->t;
 
+  uv_timer_stop(&c->timer);
   if (status != REDIS_OK) {
     st_warn("redis: connect to %s:%d failed: %s; retrying in %u ms", t->host, t->port,
             ac->errstr, c->backoff_ms);
@@ -134,11 +150,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   c->ac = NULL;
   c->up = 0;
   if (c->blocking) {
-    t->reading = 0;
+    t->reading = t->claiming = 0;
     for (int i = 0; i < t->ntypes; i++)
       t->types[i].reserved = 0;
   } else {
-    t->claiming = t->moving = 0;
+    t->moving = 0;
     for (st__op_t *op = t->ops; op; op = op->next)
       op->sent = 0;
   }
@@ -175,6 +191,7 @@ static void conn_start(st__conn_t *c) {
     return;
   }
   c->ac = ac;
+  uv_timer_start(&c->timer, connect_timeout_cb, CONNECT_TIMEOUT_MS, 0);
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
   if (t->db)
@@ -225,13 +242,27 @@ static int type_of_stream(st_transport_t *t, const char *s, size_t n) {
 
 static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries) {
   for (size_t j = 0; j < entries->elements; j++) {
+    const redisReply *e = entries->element[j];
     st_delivery_t *d;
-    if (entries->element[j]->type == REDIS_REPLY_NIL)
+    st__held_t *h;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
       continue;
-    if (!(d = st__delivery_from(t, ti, entries->element[j]))) {
-      st_error("redis: unreadable stream entry in %s", t->types[ti].stream);
+    /* reclaimed while still ours (running, or its settle waits for a reconnect): skip */
+    if (st__is_held(t, t->types[ti].stream, e->element[0]->str, e->element[0]->len))
+      continue;
+    if (!(d = st__delivery_from(t, ti, e)) || !(h = st_calloc(1, sizeof(*h))) ||
+        !(h->stream = st_strdup(d->stream)) || !(h->entry_id = st_strdup(d->entry_id))) {
+      st_error("redis: cannot take stream entry in %s (out of memory); it stays pending",
+               t->types[ti].stream);
+      if (d && h) {
+        st_free(h->stream);
+        st_free(h);
+      }
+      st_delivery_free(d);
       continue;
     }
+    h->next = t->held;
+    t->held = h;
     t->cbs.on_delivery(t->cbs.ud, d);
   }
 }
@@ -286,8 +317,13 @@ static void read_next(st_transport_t *t) {
   const char *argv[8 + 2 * 64];
   char countbuf[16];
 
-  if (t->reading || t->stopped || t->closing || !t->blk.up || t->groups_missing)
+  if (t->reading || t->claiming || t->stopped || t->closing || !t->blk.up || t->groups_missing)
     return;
+  if (t->claim_due) {
+    t->claim_due = 0;
+    if (claim_next(t, 0))
+      return;
+  }
   total = slots_total(t);
   for (int k = 0; k < t->ntypes && n < 64 && (unsigned)n < total; k++) {
     int i = (int)((t->rr + (unsigned)k) % (unsigned)t->ntypes);
@@ -311,7 +347,7 @@ static void read_next(st_transport_t *t) {
   argv[argc++] = "COUNT";
   argv[argc++] = countbuf;
   argv[argc++] = "BLOCK";
-  argv[argc++] = BLOCK_MS;
+  argv[argc++] = t->block_ms;
   argv[argc++] = "STREAMS";
   for (int k = 0; k < n; k++)
     argv[argc++] = t->types[pick[k]].stream;
@@ -335,7 +371,6 @@ typedef struct {
   unsigned count;
 } claim_t;
 
-static void claim_next(st_transport_t *t, int from);
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv) {
   claim_t *c = priv;
@@ -360,21 +395,25 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv) {
   } else if (reply->type == REDIS_REPLY_ERROR) {
     st_error("redis: XAUTOCLAIM on %s failed: %s", t->types[ti].stream, reply->str);
   }
-  claim_next(t, ti + 1);
+  if (!claim_next(t, ti + 1))
+    read_next(t);
 }
 
-/* XAUTOCLAIM the types from index `from` on, one command at a time. */
-static void claim_next(st_transport_t *t, int from) {
+/* XAUTOCLAIM for the first type from `from` on that has free slots, on the claim
+ * connection between two blocking reads. 1 if a command was sent. */
+static int claim_next(st_transport_t *t, int from) {
   char idle[24], count[16];
   for (int i = from; i < t->ntypes; i++) {
     unsigned f = slots_for(t, i), total = slots_total(t);
     claim_t *c;
     if (f > total)
       f = total;
-    if (f == 0 || t->stopped || t->closing || !t->cmd.up || t->groups_missing)
-      return;
+    if (t->stopped || t->closing || !t->blk.up || t->groups_missing)
+      return 0;
+    if (f == 0)
+      continue;
     if (!(c = st_malloc(sizeof(*c))))
-      return;
+      return 0;
     c->t = t;
     c->ti = i;
     c->count = f;
@@ -382,21 +421,24 @@ static void claim_next(st_transport_t *t, int from) {
     snprintf(count, sizeof(count), "%u", f);
     t->types[i].reserved += f;
     t->claiming = 1;
-    if (redisAsyncCommand(t->cmd.ac, claim_cb, c, "XAUTOCLAIM %s " ST_GROUP " %s %s %s COUNT %s",
+    if (redisAsyncCommand(t->blk.ac, claim_cb, c, "XAUTOCLAIM %s " ST_GROUP " %s %s %s COUNT %s",
                           t->types[i].stream, t->consumer, idle, t->types[i].cursor,
                           count) != REDIS_OK) {
       t->types[i].reserved -= f;
       t->claiming = 0;
       st_free(c);
+      return 0;
     }
-    return;
+    return 1;
   }
+  return 0;
 }
 
+/* Reclaiming is due; it runs when the current blocking read returns. */
 static void reclaim_tick(uv_timer_t *h) {
   st_transport_t *t = h->data;
-  if (!t->claiming)
-    claim_next(t, 0);
+  t->claim_due = 1;
+  read_next(t);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -468,6 +510,9 @@ int st_transport_new(st_transport_t **out, uv_loop_t *loop, const st_transport_o
   uv_timer_init(loop, &t->stats_timer);
   t->reclaim_timer.data = t->mover_timer.data = t->stats_timer.data = t;
   every = t->lease_ms / 2 ? t->lease_ms / 2 : 1;
+  /* a read blocks at most half a lease, so reclaiming is never held up longer */
+  snprintf(t->block_ms, sizeof(t->block_ms), "%llu",
+           (unsigned long long)(every < 100 ? 100 : every > 2000 ? 2000 : every));
   uv_timer_start(&t->reclaim_timer, reclaim_tick, every, every);
   uv_timer_start(&t->mover_timer, st__mover_tick, 200, 200);
   uv_timer_start(&t->stats_timer, st__stats_tick, 100, 2000);
@@ -497,6 +542,8 @@ void st_transport_stop_claiming(st_transport_t *t) {
   uv_timer_stop(&t->blk.timer);
   if (t->blk.ac)
     redisAsyncFree(t->blk.ac); /* drops the blocked read at once; its entries stay pending */
+  t->blk.ac = NULL; /* (no disconnect callback when it was still connecting) */
+  t->blk.up = 0;
   set_ready(t);
 }
 
@@ -517,8 +564,13 @@ void st_transport_close(st_transport_t *t, void (*done)(void *ud), void *ud) {
   if (t->nops)
     st_warn("redis: closing with %zu unsettled entries (they stay pending and are reclaimed)",
             t->nops);
-  if (t->cmd.ac)
-    redisAsyncDisconnect(t->cmd.ac);
+  uv_timer_stop(&t->cmd.timer);
+  if (t->cmd.ac && t->cmd.up) {
+    redisAsyncDisconnect(t->cmd.ac); /* sends what is queued, then closes */
+  } else if (t->cmd.ac) {
+    redisAsyncFree(t->cmd.ac);
+    t->cmd.ac = NULL;
+  }
   uv_close((uv_handle_t *)&t->reclaim_timer, timer_closed);
   uv_close((uv_handle_t *)&t->mover_timer, timer_closed);
   uv_close((uv_handle_t *)&t->stats_timer, timer_closed);

@@ -7,9 +7,11 @@
  * exponential backoff (100 ms .. 5 s); hiredis 0.14 has no auto-reconnect, so a new
  * context is made from a uv_timer.
  *
- * Claiming: XREADGROUP ... COUNT n BLOCK 2000 with n never above the free worker slots
- * the callbacks report, minus reads already in flight; XAUTOCLAIM (Redis 7 reply shape)
- * every lease/2 takes entries idle past the lease from dead consumers, same bound.
+ * Claiming: XREADGROUP ... COUNT n BLOCK min(lease/2, 2 s) with n never above the free
+ * worker slots the callbacks report (COUNT applies per stream, so the sum over the streams
+ * read is kept within the pool's free slots); every lease/2, between two reads on the
+ * same connection, XAUTOCLAIM (Redis 7 reply shape) takes entries idle past the lease
+ * from dead consumers, same bound.
  *
  * Settling (all idempotent Lua scripts, so a resend after a lost reply is harmless; each
  * does its side effect only if its XACK removed the entry from the pending list):
@@ -19,7 +21,9 @@
  *                script, so a crash neither loses nor doubles a retry
  *   dead_letter  XADD stella:dlq {reason, class, stream, entry_id, type, job_id, tenant,
  *                envelope} + XACK + XDEL
- * Settle operations are queued and resent after a reconnect until Redis answers.
+ * Settle operations are queued and resent after a reconnect until Redis answers. Entries
+ * delivered and not yet settled are remembered, so a reclaim after an outage (when our
+ * own leases have lapsed) never hands this process a job it is still running or settling.
  * Leases: st_transport_touch re-claims an in-flight entry for this consumer (XCLAIM
  * JUSTID, only if this consumer still owns it) so a live job is never reclaimed.
  *
@@ -86,6 +90,9 @@ void st_transport_dead_letter(st_transport_t *t, const char *stream, const char 
                               const char *type, const char *job_id, const char *tenant,
                               const char *reason, const char *klass, const void *envelope,
                               size_t len);
+/* The entry will not be settled by this process (released on shutdown, or dropped): forget
+ * it, so a later reclaim may deliver it again. */
+void st_transport_release(st_transport_t *t, const char *stream, const char *entry_id);
 /* Keep the lease of an in-flight entry (heartbeat). Fire and forget. */
 void st_transport_touch(st_transport_t *t, const char *stream, const char *entry_id);
 

@@ -19,8 +19,15 @@ typedef struct st__conn_s {
   int closed;       /* timer handle closed */
 } st__conn_t;
 
+/* An entry delivered to the supervisor and not yet settled or released. */
+typedef struct st__held_s {
+  struct st__held_s *next;
+  char *stream, *entry_id;
+} st__held_t;
+
 typedef struct st__op_s {
   struct st__op_s *next, **prev;
+  const char *stream, *entry_id; /* into argv */
   int argc;
   char **argv;
   size_t *argvlen;
@@ -47,11 +54,14 @@ struct st_transport_s {
   int timers_closed;
   int groups_missing;  /* XGROUP CREATE replies outstanding */
   int reading;         /* XREADGROUP outstanding */
-  int claiming;        /* XAUTOCLAIM outstanding */
+  int claiming;        /* XAUTOCLAIM outstanding (claim connection) */
+  int claim_due;       /* the reclaim timer fired */
+  char block_ms[24];   /* XREADGROUP BLOCK */
   int moving;          /* mover script outstanding */
   int stopped;         /* no more claiming */
   int closing;
   st__op_t *ops;       /* settle queue */
+  st__held_t *held;    /* delivered, not yet settled */
   size_t nops;
   unsigned rr;         /* round-robin start over types */
   void (*close_done)(void *);
@@ -64,6 +74,9 @@ void st__ops_flush(st_transport_t *t);
 void st__ops_free_all(st_transport_t *t);
 void st__mover_tick(uv_timer_t *h);
 void st__stats_tick(uv_timer_t *h);
+/* Whether stream/entry_id is held or has a settle queued; st__unhold forgets a held one. */
+int st__is_held(st_transport_t *t, const char *stream, const char *entry_id, size_t id_len);
+void st__unhold(st_transport_t *t, const char *stream, const char *entry_id);
 /* transport.c */
 st_delivery_t *st__delivery_from(st_transport_t *t, int ti, const redisReply *entry);
 

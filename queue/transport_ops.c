@@ -93,7 +93,7 @@ static void op_cb(redisAsyncContext *ac, void *r, void *priv) {
     return;
   }
   if (reply->type == REDIS_REPLY_ERROR)
-    st_error("redis: settling %s failed: %s", op->argc > 5 ? op->argv[5] : "?", reply->str);
+    st_error("redis: settling %s failed: %s", op->entry_id, reply->str);
   if (t)
     op_unlink(t, op);
   op_free(op);
@@ -113,6 +113,8 @@ void st__ops_flush(st_transport_t *t) {
 }
 
 void st__ops_free_all(st_transport_t *t) {
+  while (t->held)
+    st__unhold(t, t->held->stream, t->held->entry_id);
   while (t->ops) {
     st__op_t *op = t->ops;
     op_unlink(t, op);
@@ -120,13 +122,45 @@ void st__ops_free_all(st_transport_t *t) {
   }
 }
 
+int st__is_held(st_transport_t *t, const char *stream, const char *entry_id, size_t id_len) {
+  for (st__held_t *h = t->held; h; h = h->next)
+    if (strlen(h->entry_id) == id_len && !memcmp(h->entry_id, entry_id, id_len) &&
+        !strcmp(h->stream, stream))
+      return 1;
+  for (st__op_t *op = t->ops; op; op = op->next)
+    if (strlen(op->entry_id) == id_len && !memcmp(op->entry_id, entry_id, id_len) &&
+        !strcmp(op->stream, stream))
+      return 1;
+  return 0;
+}
+
+void st__unhold(st_transport_t *t, const char *stream, const char *entry_id) {
+  for (st__held_t **p = &t->held; *p; p = &(*p)->next) {
+    st__held_t *h = *p;
+    if (!strcmp(h->entry_id, entry_id) && !strcmp(h->stream, stream)) {
+      *p = h->next;
+      st_free(h->stream);
+      st_free(h->entry_id);
+      st_free(h);
+      return;
+    }
+  }
+}
+
+void st_transport_release(st_transport_t *t, const char *stream, const char *entry_id) {
+  st__unhold(t, stream, entry_id);
+}
+
 static void op_enqueue(st_transport_t *t, int argc, const void *const *ptrs, const size_t *lens) {
   st__op_t *op = op_new(argc, ptrs, lens);
+  st__unhold(t, (const char *)ptrs[3], (const char *)ptrs[argc == 6 ? 5 : 6]);
   if (!op) {
     st_error("redis: out of memory queueing a settle of %s; the entry stays pending",
-             (const char *)ptrs[4]);
+             (const char *)ptrs[argc == 6 ? 5 : 6]);
     return;
   }
+  op->stream = op->argv[3];
+  op->entry_id = op->argv[argc == 6 ? 5 : 6];
   op->next = t->ops;
   op->prev = &t->ops;
   if (t->ops)
