@@ -8,7 +8,9 @@
  * dead-lettered with their reason while the supervisor keeps serving; transient failures
  * are retried with backoff and then succeed; permanent failures go to the DLQ at once;
  * max attempts ends in the DLQ; a Redis restart mid-run loses and doubles nothing;
- * SIGTERM drains in-flight jobs, or releases them (left pending) past the drain timeout.
+ * SIGTERM drains in-flight jobs, or releases them (left pending) past the drain timeout;
+ * a job past job_timeout_ms is cancelled and classified as a timeout; heartbeats keep a
+ * long job leased; one worker thread claims one entry at a time (backpressure).
  * Waits are polls with generous bounds, never timing assertions. */
 #include "st_test.h"
 
@@ -423,6 +425,63 @@ static void test_sigterm_drain(void **state) {
   redisFree(c);
 }
 
+static void test_timeout(void **state) {
+  char log[512];
+  const char *env[] = {"STELLA_JOB_TIMEOUT_MS", "300", "STELLA_JOB_MAX_ATTEMPTS", "2", NULL};
+  redisContext *c = rconn(redis_url);
+  logpath(log, sizeof(log), "timeout");
+  pid_t pid = spawn(redis_url, log, env);
+  char *id = submit(c, "{\"sleep_ms\":60000}");
+  WAIT_UNTIL(count(log, "dead_lettered", id, "max attempts 2 reached: probe: cancelled") == 1);
+  assert_int_equal(count(log, "retry_scheduled", id, "probe: cancelled"), 1);
+  assert_true(log_has(log, "\"outcome\":\"timeout\""));
+  stop(pid);
+  st_free(id);
+  redisFree(c);
+}
+
+/* Two processes, a job longer than the lease: heartbeats keep it leased, so the idle
+ * process never reclaims it. */
+static void test_lease_heartbeat(void **state) {
+  char la[512], lb[512];
+  redisContext *c = rconn(redis_url);
+  logpath(la, sizeof(la), "lease-a");
+  logpath(lb, sizeof(lb), "lease-b");
+  pid_t a = spawn(redis_url, la, NULL), b = spawn(redis_url, lb, NULL);
+  WAIT_UNTIL(log_has(la, "claim connection up") && log_has(lb, "claim connection up"));
+  char *id = submit(c, "{\"sleep_ms\":3000}");
+  WAIT_UNTIL(count(la, "succeeded", id, NULL) + count(lb, "succeeded", id, NULL) == 1);
+  assert_int_equal(count(la, "started", id, NULL) + count(lb, "started", id, NULL), 1);
+  assert_false(log_has(la, "reclaimed") || log_has(lb, "reclaimed"));
+  stop(a);
+  stop(b);
+  st_free(id);
+  redisFree(c);
+}
+
+/* One worker thread: while a job runs, nothing more is claimed (COUNT <= free slots). */
+static void test_backpressure(void **state) {
+  char log[512];
+  const char *env[] = {"STELLA_WORKER_THREADS", "1", NULL};
+  redisContext *c = rconn(redis_url);
+  redisReply *r;
+  char *ids[3];
+  logpath(log, sizeof(log), "backpressure");
+  for (int i = 0; i < 3; i++)
+    ids[i] = submit(c, "{\"sleep_ms\":1500}");
+  pid_t pid = spawn(redis_url, log, env);
+  WAIT_UNTIL(count(log, "started", NULL, NULL) == 1);
+  r = redisCommand(c, "XPENDING stella:jobs:probe " ST_GROUP);
+  assert_int_equal(r->element[0]->integer, 1);
+  freeReplyObject(r);
+  for (int i = 0; i < 3; i++)
+    WAIT_UNTIL(count(log, "succeeded", ids[i], NULL) == 1);
+  stop(pid);
+  for (int i = 0; i < 3; i++)
+    st_free(ids[i]);
+  redisFree(c);
+}
+
 /* ---- Redis restart, on a private redis-server with AOF ---- */
 
 static int free_port(void) {
@@ -515,6 +574,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_kill9_reclaim, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lease_heartbeat, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
       cmocka_unit_test_teardown(test_redis_restart, teardown),
   };
   int rc;
