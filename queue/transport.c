@@ -521,16 +521,7 @@ int st_transport_new(st_transport_t **out, uv_loop_t *loop, const st_transport_o
   *out = t;
   t = NULL;
 done:
-  if (t) {
-    for (int i = 0; t->types && i < t->ntypes; i++) {
-      st_free(t->types[i].name);
-      st_free(t->types[i].stream);
-    }
-    st_free(t->types);
-    st_free(t->host);
-    st_free(t->consumer);
-    st_free(t);
-  }
+  st_transport_free(t); /* only on failure, before any handle was initialised */
   return rc;
 }
 
