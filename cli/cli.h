@@ -31,5 +31,13 @@ int st_cmd_tsa(int argc, char **argv);
 int st_cmd_migrate(int argc, char **argv);
 int st_cmd_key(int argc, char **argv);
 int st_cmd_dsse(int argc, char **argv);
+int st_cmd_job(int argc, char **argv);
+int st_cmd_queue(int argc, char **argv);
+
+/* A synchronous Redis connection to the configured redis_url (cmd_job.c); NULL after
+ * printing why. */
+struct redisContext;
+struct st_config_s;
+struct redisContext *st_cli_redis(const struct st_config_s *cfg);
 
 #endif

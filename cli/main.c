@@ -14,6 +14,8 @@ static const st_cli_cmd_t commands[] = {
     {"migrate", st_cmd_migrate, "apply Postgres migrations (--status lists them)"},
     {"key", st_cmd_key, "generate a signing key, print a public key's keyid"},
     {"dsse", st_cmd_dsse, "sign a file into a DSSE envelope, verify an envelope"},
+    {"job", st_cmd_job, "submit a job to its Redis stream"},
+    {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
     {"help", cmd_help, "list commands"},
 };
 

@@ -13,6 +13,7 @@ PACKAGES=(
   openssl python3 python3-securesystemslib softhsm2 opensc age xxd
   openssh-client libp11-kit-dev
   nodejs npm wrk nginx-light hyperfine procps iproute2 time
+  prometheus
 )
 
 missing=()

@@ -1,10 +1,47 @@
-/* stellad.c: the supervisor's entry point: parse flags, load config, run roles. */
+/* stellad.c: the supervisor's entry point: parse flags, load config, run roles.
+ * The worker role runs the job supervisor (supervisor.h) with the workers of
+ * workers/registry.c and the logging state sink, plus the ops listener (ops_http.h). */
 #include <stdio.h>
 #include <string.h>
 
+#include "ops_http.h"
+#include "registry.h"
+#include "sink.h"
 #include "stella/config.h"
 #include "stella/log.h"
 #include "stella/version.h"
+#include "supervisor.h"
+
+/* Whether the comma-separated list has `role`. */
+static int has_role(const char *roles, const char *role) {
+  size_t n = strlen(role);
+  for (const char *p = roles; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && !strncmp(p, role, n))
+      return 1;
+    p = e ? e + 1 : NULL;
+  }
+  return 0;
+}
+
+static int run_worker(const st_config_t *cfg) {
+  st_error_t err = ST_ERROR_INIT;
+  st_ops_http_t *ops = NULL;
+  st_state_sink_t sink;
+  int rc;
+
+  if ((rc = st_ops_http_start(&ops, st_config_str(cfg, "ops_listen"), &err))) {
+    st_error("stellad: %s", st_error_text(&err));
+    return 2;
+  }
+  st_state_sink_log(&sink);
+  rc = st_supervisor_run(cfg, st_workers_all(), &sink, &err);
+  if (rc)
+    st_error("stellad: %s", st_error_text(&err));
+  st_ops_http_stop(ops);
+  return rc ? 1 : 0;
+}
 
 static int usage(void) {
   fprintf(stderr, "usage: stellad [--config FILE] [--roles api,worker,scheduler] [--version]\n");
@@ -35,7 +72,17 @@ int main(int argc, char **argv) {
     st_config_free(cfg);
     return 2;
   }
+  {
+    st_log_level level;
+    if (st_log_level_parse(st_config_str(cfg, "log_level"), &level) == 0)
+      st_log_set_level(level);
+  }
   st_info("stellad %s starting with roles %s", st_version(), st_config_str(cfg, "roles"));
+  rc = 0;
+  if (has_role(st_config_str(cfg, "roles"), "worker"))
+    rc = run_worker(cfg);
+  else
+    st_warn("stellad: only the worker role is implemented in this build");
   st_config_free(cfg);
-  return 0;
+  return rc;
 }

@@ -1,0 +1,18 @@
+/* registry.c: the descriptor table of all typed workers (nginx's ngx_modules[]). */
+#include "registry.h"
+
+#include <string.h>
+
+static const st_worker_t *const all[] = {
+    &st_worker_probe,
+    NULL,
+};
+
+const st_worker_t *const *st_workers_all(void) { return all; }
+
+const st_worker_t *st_worker_find(const char *type) {
+  for (const st_worker_t *const *w = all; *w; w++)
+    if (!strcmp((*w)->name, type))
+      return *w;
+  return NULL;
+}

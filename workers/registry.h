@@ -1,0 +1,16 @@
+/* registry.h: the table of every typed worker (workers/registry.c). Each worker folder
+ * exports exactly one `const st_worker_t st_worker_<name>` declared here. Static data;
+ * any thread. */
+#ifndef STELLA_WORKERS_REGISTRY_H
+#define STELLA_WORKERS_REGISTRY_H
+
+#include "worker.h"
+
+extern const st_worker_t st_worker_probe;
+
+/* NULL-terminated list of all workers. */
+const st_worker_t *const *st_workers_all(void);
+/* The worker for a job type, or NULL. */
+const st_worker_t *st_worker_find(const char *type);
+
+#endif
