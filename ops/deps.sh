@@ -12,6 +12,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   openssl python3 python3-securesystemslib softhsm2 opensc age xxd
   openssh-client libp11-kit-dev
+  golang-go golang-github-coreos-bbolt-dev
   nodejs npm wrk nginx-light hyperfine procps iproute2 time
   prometheus
 )
