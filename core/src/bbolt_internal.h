@@ -52,6 +52,7 @@ typedef struct st__bbolt_frame_s {
 
 struct st_bbolt_writer_s {
   char *path;
+  char *dir; /* directory of path, synced after the rename */
   char *tmp_path;
   FILE *fp;
   uint64_t next_pgid;

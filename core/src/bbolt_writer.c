@@ -104,6 +104,31 @@ static int settle(st_bbolt_writer_t *w, int rc) {
   return rc;
 }
 
+/* The directory holding path ("." for a bare name), to fsync after the rename. */
+static char *dir_of(const char *path) {
+  char *dir = st_strdup(path), *slash;
+  if (!dir)
+    return NULL;
+  slash = strrchr(dir, '/');
+  if (!slash)
+    strcpy(dir, ".");
+  else if (slash == dir)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  return dir;
+}
+
+static int sync_dir(const st_bbolt_writer_t *w, st_error_t *err) {
+  int fd = open(w->dir, O_RDONLY | O_DIRECTORY), rc = 0;
+  if (fd < 0 || fsync(fd) != 0)
+    rc = st_fail(err, ST_EIO, "bbolt %s: cannot sync directory %s: %s", w->path, w->dir,
+                 strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  return rc;
+}
+
 int st_bbolt_writer_new(const char *path, st_bbolt_writer_t **out, st_error_t *err) {
   st_bbolt_writer_t *w = NULL;
   st_buf_t tmp = ST_BUF_INIT;
@@ -114,7 +139,7 @@ int st_bbolt_writer_new(const char *path, st_bbolt_writer_t **out, st_error_t *e
   if (!out || !path || !*path)
     return st_fail(err, ST_EINVAL, "bbolt: no output path");
   if (!(w = st_calloc(1, sizeof(*w))) || !(w->path = st_strdup(path)) ||
-      st_buf_addf(&tmp, "%s.tmp-XXXXXX", path)) {
+      !(w->dir = dir_of(path)) || st_buf_addf(&tmp, "%s.tmp-XXXXXX", path)) {
     rc = st_fail(err, ST_ENOMEM, "bbolt %s: no memory for the writer", path);
     goto done;
   }
@@ -231,28 +256,6 @@ int st_bbolt_bucket_end(st_bbolt_writer_t *w, st_error_t *err) {
   return settle(w, rc);
 }
 
-/* fsync the directory holding path so the rename survives a crash. */
-static int sync_dir(const char *path, st_error_t *err) {
-  char *dir = st_strdup(path), *slash;
-  int fd = -1, rc = 0;
-  if (!dir)
-    return st_fail(err, ST_ENOMEM, "bbolt %s: no memory", path);
-  slash = strrchr(dir, '/');
-  if (!slash)
-    strcpy(dir, ".");
-  else if (slash == dir)
-    slash[1] = '\0';
-  else
-    *slash = '\0';
-  if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) < 0 || fsync(fd) != 0)
-    rc = st_fail(err, ST_EIO, "bbolt %s: cannot sync directory %s: %s", path, dir,
-                 strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  st_free(dir);
-  return rc;
-}
-
 int st_bbolt_writer_finish(st_bbolt_writer_t *w, st_error_t *err) {
   st_buf_t a = ST_BUF_INIT;
   uint64_t root = 0;
@@ -288,7 +291,7 @@ int st_bbolt_writer_finish(st_bbolt_writer_t *w, st_error_t *err) {
     return settle(w, st_fail(err, ST_EIO, "bbolt %s: cannot rename %s into place: %s",
                              w->path, w->tmp_path, strerror(errno)));
   w->finished = 1;
-  return settle(w, sync_dir(w->path, err));
+  return settle(w, sync_dir(w, err));
 }
 
 void st_bbolt_writer_stats(const st_bbolt_writer_t *w, st_bbolt_stats_t *out) {
@@ -307,6 +310,7 @@ void st_bbolt_writer_free(st_bbolt_writer_t *w) {
     st__bbolt_frame_release(&w->frames[i]);
   st_free(w->scratch);
   st_free(w->tmp_path);
+  st_free(w->dir);
   st_free(w->path);
   st_free(w);
 }

@@ -79,7 +79,9 @@ int st_bbolt_put(st_bbolt_writer_t *w, const void *key, size_t klen, const void 
 int st_bbolt_bucket_end(st_bbolt_writer_t *w, st_error_t *err);
 
 /* Write the root bucket and the meta pages, fsync, rename onto the path, fsync the
- * directory. After success only st_bbolt_writer_stats and st_bbolt_writer_free apply. */
+ * directory. After success only st_bbolt_writer_stats and st_bbolt_writer_free apply.
+ * Every failure but the last step leaves the path untouched; a failed directory fsync
+ * (ST_EIO) comes after the rename, with the complete file already in place. */
 int st_bbolt_writer_finish(st_bbolt_writer_t *w, st_error_t *err);
 
 /* Counters so far (complete after finish). */
