@@ -40,6 +40,16 @@ static const st_config_key_t keys[] = {
     {"jwt_hs256_secret", ST_CONFIG_STRING, NULL, 0, 0, "HS256 JWT secret"},
     {"jwt_es256_public_key", ST_CONFIG_STRING, NULL, 0, 0, "ES256 JWT public key PEM path"},
     {"jwt_es256_private_key", ST_CONFIG_STRING, NULL, 0, 0, "ES256 key for token mint"},
+    {"jwt_leeway_s", ST_CONFIG_INT, "30", 0, 600, "clock skew allowed on exp/nbf/iat"},
+    {"api_threads", ST_CONFIG_INT, "2", 1, 256, "HTTP server threads"},
+    {"api_max_connections", ST_CONFIG_INT, "1024", 1, 1000000, "open HTTP connections"},
+    {"api_max_connections_per_ip", ST_CONFIG_INT, "64", 1, 1000000, "connections per IP"},
+    {"api_connection_timeout_s", ST_CONFIG_INT, "30", 1, 3600, "idle HTTP connection limit"},
+    {"api_json_body_max", ST_CONFIG_INT, "1048576", 64, 67108864, "JSON request body cap"},
+    {"api_rate_per_s", ST_CONFIG_INT, "100", 0, 1000000, "requests/s per tenant (0 = off)"},
+    {"api_rate_burst", ST_CONFIG_INT, "200", 1, 1000000, "per-tenant burst"},
+    {"api_openapi_spec", ST_CONFIG_STRING, NULL, 0, 0, "OpenAPI document served"},
+    {"api_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "directory for streamed uploads"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 
