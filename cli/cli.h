@@ -39,5 +39,6 @@ int st_cmd_queue(int argc, char **argv);
 struct redisContext;
 struct st_config_s;
 struct redisContext *st_cli_redis(const struct st_config_s *cfg);
+int st_cmd_token(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const st_cli_cmd_t commands[] = {
     {"dsse", st_cmd_dsse, "sign a file into a DSSE envelope, verify an envelope"},
     {"job", st_cmd_job, "submit a job to its Redis stream"},
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
+    {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
     {"help", cmd_help, "list commands"},
 };
 

@@ -1,9 +1,13 @@
 /* stellad.c: the supervisor's entry point: parse flags, load config, run roles.
  * The worker role runs the job supervisor (supervisor.h) with the workers of
- * workers/registry.c and the logging state sink, plus the ops listener (ops_http.h). */
+ * workers/registry.c and the logging state sink, plus the ops listener (ops_http.h).
+ * The api role runs the HTTP front (api.h) beside it, or alone until SIGINT/SIGTERM. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "api.h"
 #include "ops_http.h"
 #include "registry.h"
 #include "sink.h"
@@ -79,10 +83,33 @@ int main(int argc, char **argv) {
   }
   st_info("stellad %s starting with roles %s", st_version(), st_config_str(cfg, "roles"));
   rc = 0;
-  if (has_role(st_config_str(cfg, "roles"), "worker"))
-    rc = run_worker(cfg);
-  else
-    st_warn("stellad: only the worker role is implemented in this build");
+  {
+    int api_role = has_role(st_config_str(cfg, "roles"), "api");
+    int worker_role = has_role(st_config_str(cfg, "roles"), "worker");
+    st_api_t *api = NULL;
+    sigset_t stop;
+    int sig;
+
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    /* api alone: blocked before the server threads exist, so only sigwait sees them
+     * (the worker role has its own signal watchers) */
+    if (api_role && !worker_role)
+      pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (api_role && st_api_start(cfg, &api, &err)) {
+      st_error("stellad: %s", st_error_text(&err));
+      st_config_free(cfg);
+      return 1;
+    }
+    if (worker_role)
+      rc = run_worker(cfg);
+    else if (api_role && sigwait(&stop, &sig) == 0)
+      st_info("stellad stopping on signal %d", sig);
+    else if (!api_role)
+      st_warn("stellad: only the worker and api roles are implemented in this build");
+    st_api_stop(api);
+  }
   st_config_free(cfg);
   return rc;
 }
