@@ -116,6 +116,8 @@ struct st_api_req_s {
   st_buf_t body;
   json_t *json;
   int body_fd;
+  int body_err;                 /* first failure while storing the body */
+  unsigned long long discarded; /* bytes thrown away after body_err */
   int replied; /* a response was queued */
   int begun;   /* routing, auth and body checks done */
   int handled; /* the handler ran */

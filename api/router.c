@@ -52,7 +52,7 @@ static int split_pattern(st__route_t *rt, const char *pattern, st_error_t *err) 
                      ST__MAX_SEGMENTS);
     if (!(rt->segs[rt->nsegs] = st_strndup(p, n)))
       return st_fail(err, ST_ENOMEM, "route %s: out of memory", pattern);
-    if (is_param(rt->segs[rt->nsegs])) {
+    if (is_param(rt->segs[rt->nsegs++])) {
       if (!name_ok(p + 1, n - 2) || ++params > ST__MAX_PARAMS)
         return st_fail(err, ST_EINVAL, "route %s: bad or too many parameters", pattern);
     } else if (memchr(p, '{', n) || memchr(p, '}', n)) {
@@ -61,7 +61,6 @@ static int split_pattern(st__route_t *rt, const char *pattern, st_error_t *err) 
     } else {
       rt->literals++;
     }
-    rt->nsegs++;
     if (!p[n])
       return 0;
     p += n + 1;

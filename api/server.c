@@ -1,12 +1,16 @@
 /* server.c: the libmicrohttpd daemon and the life of one request.
  *
  * MHD calls the access handler first when the headers are in: that call assigns the
- * request id and trace, routes (404/405), authenticates (401/403), takes a rate token
- * (429) and checks the declared body against the route (413 from Content-Length, 415),
- * queueing the refusal at once so the body is never read. Later calls deliver body
- * chunks, counted against the route limit as they arrive (a chunked body that passes it
- * gets 413 and the connection closes) and handed to the route's body mode. The last call
- * runs the handler. The completion callback logs one access line and frees the request.
+ * request id and trace, and for a request with a body routes (404/405), authenticates
+ * (401/403), takes a rate token (429) and checks the declared body against the route
+ * (413 from Content-Length, 415), queueing the refusal at once so the body is never read
+ * (MHD then closes the connection). A request without a body is decided on its final
+ * call instead, which keeps the connection alive after a refusal. Body chunks are
+ * counted against the route limit as they arrive and handed to the route's body mode.
+ * libmicrohttpd 0.9.75 cannot queue a response while a body is arriving, so a body
+ * without Content-Length that passes the limit (or whose sink fails) stops being stored,
+ * is discarded for at most DISCARD_MAX more bytes and answered 413 at its end; past that
+ * the connection is closed without a reply. The last call runs the handler. The completion callback logs one access line and frees the request.
  * Threads: MHD's pool (api_threads); one connection stays on one thread. */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include <arpa/inet.h>
@@ -25,6 +29,7 @@
 #include "stella/mem.h"
 
 #define MHD_MEMORY_LIMIT (64 * 1024) /* per connection: bounds request headers */
+#define DISCARD_MAX (64 * 1024)       /* body bytes read past a failure before closing */
 
 static void req_free(st_api_req_t *req) {
   st__hdr_t *h, *next;
@@ -240,21 +245,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     req->begun = has_body(req);
   } else if (*upload_size) {
     size_t n = *upload_size;
-    int rc;
     log_ctx(req);
     *upload_size = 0;
-    if (!req->replied && (rc = body_feed(req, upload, n))) {
-      if (rc == ST_ETOOBIG)
-        st_api_reply_problem(req, ST_API_P_PAYLOAD_TOO_LARGE,
-                             "this route accepts at most %llu body bytes", body_limit(req));
-      else
-        st_api_reply_error(req, rc, NULL);
-      if (!req->replied)
-        ret = MHD_NO; /* MHD refused a reply mid-body: drop the connection */
+    if (req->body_err) {
+      req->discarded += n;
+      if (req->discarded > DISCARD_MAX)
+        ret = MHD_NO; /* do not read an endless body just to say 413 */
+    } else if (!req->replied) {
+      req->body_err = body_feed(req, upload, n);
     }
   } else if (!req->replied && !req->handled) {
     log_ctx(req);
-    if (req->begun || !req_begin(req))
+    if (req->body_err == ST_ETOOBIG)
+      st_api_reply_problem(req, ST_API_P_PAYLOAD_TOO_LARGE,
+                           "this route accepts at most %llu body bytes", body_limit(req));
+    else if (req->body_err)
+      st_api_reply_error(req, req->body_err, NULL);
+    else if (req->begun || !req_begin(req))
       run_handler(req);
     if (!req->replied)
       ret = MHD_NO;
