@@ -175,26 +175,30 @@ static void test_round_trips(void **state) {
   st_free(pub);
 }
 
+/* Append unpadded base64url of s[0..n) at o; returns the new end. */
+static char *b64u(char *o, const unsigned char *s, size_t n) {
+  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0) |
+                 (i + 2 < n ? s[i + 2] : 0);
+    *o++ = a[v >> 18 & 63];
+    *o++ = a[v >> 12 & 63];
+    if (i + 1 < n)
+      *o++ = a[v >> 6 & 63];
+    if (i + 2 < n)
+      *o++ = a[v & 63];
+  }
+  *o = '\0';
+  return o;
+}
+
 /* base64url of header and payload, signature left as given */
 static char *craft(const char *header, const char *payload, const char *sig) {
-  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  const char *parts[2] = {header, payload};
-  char *out = st_calloc(1, 4096), *o = out;
-  for (int p = 0; p < 2; p++) {
-    const unsigned char *s = (const unsigned char *)parts[p];
-    size_t n = strlen(parts[p]);
-    for (size_t i = 0; i < n; i += 3) {
-      unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0) |
-                   (i + 2 < n ? s[i + 2] : 0);
-      *o++ = a[v >> 18 & 63];
-      *o++ = a[v >> 12 & 63];
-      if (i + 1 < n)
-        *o++ = a[v >> 6 & 63];
-      if (i + 2 < n)
-        *o++ = a[v & 63];
-    }
-    *o++ = '.';
-  }
+  char *out = st_calloc(1, 4096), *o;
+  o = b64u(out, (const unsigned char *)header, strlen(header));
+  *o++ = '.';
+  o = b64u(o, (const unsigned char *)payload, strlen(payload));
+  *o++ = '.';
   strcpy(o, sig);
   return out;
 }
@@ -232,6 +236,7 @@ static void test_rejections(void **state) {
   /* signed correctly but bad claims: each rejected */
   {
     static const char *bad[] = {
+        "{\"tenant\":\"acme\",\"exp\":99999999999}",                /* control */
         "{\"exp\":99999999999}",                                   /* no tenant */
         "{\"tenant\":\"ac me\",\"exp\":99999999999}",               /* charset */
         "{\"tenant\":\"../x\",\"exp\":99999999999}",
@@ -243,42 +248,26 @@ static void test_rejections(void **state) {
         "{\"tenant\":\"acme\",\"tenant\":\"other\",\"exp\":99999999999}", /* duplicate */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-      st_jwt_claims_t in = ST_JWT_CLAIMS_INIT;
-      char *good = NULL, *hdr_end, *forged;
+      /* signed with the real key, so only the claims can be wrong */
+      char *forged = craft("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", bad[i], "");
+      size_t fl = strlen(forged) - 1; /* without the trailing '.' */
+      unsigned char mac[32];
+      size_t ml = 0;
       int rc;
-      /* sign the bad payload with the real key by hand: header.payload then HMAC */
-      in.tenant = "acme";
-      in.exp = 99999999999LL;
-      assert_int_equal(st_jwt_sign(k, ST_JWT_HS256, &in, &good, &err), 0);
-      hdr_end = strchr(good, '.');
-      *hdr_end = '\0';
-      forged = craft("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", bad[i], "");
-      {
-        unsigned char mac[32];
-        size_t ml = 0, fl = strlen(forged) - 1; /* without the trailing '.' */
-        char *s = forged + strlen(forged);
-        static const char a[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
-                  (unsigned char *)forged, fl, mac, 32, &ml);
-        for (size_t j = 0; j < 32; j += 3) {
-          unsigned v = (unsigned)mac[j] << 16 | (j + 1 < 32 ? mac[j + 1] << 8 : 0) |
-                       (j + 2 < 32 ? mac[j + 2] : 0);
-          *s++ = a[v >> 18 & 63];
-          *s++ = a[v >> 12 & 63];
-          if (j + 1 < 32)
-            *s++ = a[v >> 6 & 63];
-          if (j + 2 < 32)
-            *s++ = a[v & 63];
-        }
-        *s = '\0';
-      }
+      EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
+                (unsigned char *)forged, fl, mac, 32, &ml);
+      b64u(forged + fl + 1, mac, sizeof(mac));
       rc = st_jwt_verify(k, forged, strlen(forged), time(NULL), 0, &c, &err);
+      if (i == 0) { /* the control: well-formed claims signed this way pass */
+        assert_int_equal(rc, 0);
+        st_jwt_claims_release(&c);
+        st_free(forged);
+        continue;
+      }
       if (rc == 0)
         fail_msg("payload %zu accepted: %s", i, bad[i]);
       assert_true(rc == ST_EVERIFY || rc == ST_EPARSE);
       st_free(forged);
-      st_free(good);
     }
   }
   st_jwt_keys_free(k);
