@@ -22,11 +22,12 @@ void st__rand_hex(char *out, size_t nbytes) {
   unsigned char raw[32];
   if (nbytes > sizeof(raw))
     nbytes = sizeof(raw);
-  if (RAND_bytes(raw, (int)nbytes) != 1) { /* never expected; ids need not be secret */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+  if (RAND_bytes(raw, (int)nbytes) != 1) {
+    /* ids must be unique, not secret: fall back to time and a counter */
+    static _Atomic uint64_t counter;
+    uint64_t v = (uint64_t)st__now_ms() * 1000003u ^ ++counter;
     for (size_t i = 0; i < nbytes; i++)
-      raw[i] = (unsigned char)((uint64_t)ts.tv_nsec >> (i % 8) ^ (uint64_t)ts.tv_sec >> i % 16 ^ i);
+      raw[i] = (unsigned char)(v >> (8 * (i % 8)) ^ i);
   }
   for (size_t i = 0; i < nbytes; i++) {
     out[2 * i] = hex[raw[i] >> 4];
