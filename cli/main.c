@@ -16,6 +16,8 @@ static const st_cli_cmd_t commands[] = {
     {"dsse", st_cmd_dsse, "sign a file into a DSSE envelope, verify an envelope"},
     {"job", st_cmd_job, "submit a job to its Redis stream"},
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
+    {"ledger", st_cmd_ledger, "import OSV, OpenVEX and policy documents into the source ledger"},
+    {"export", st_cmd_export, "export profiles (create, list, show, delete) and plans"},
     {"help", cmd_help, "list commands"},
 };
 
