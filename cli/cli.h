@@ -33,6 +33,8 @@ int st_cmd_key(int argc, char **argv);
 int st_cmd_dsse(int argc, char **argv);
 int st_cmd_job(int argc, char **argv);
 int st_cmd_queue(int argc, char **argv);
+int st_cmd_ledger(int argc, char **argv);
+int st_cmd_export(int argc, char **argv);
 
 /* A synchronous Redis connection to the configured redis_url (cmd_job.c); NULL after
  * printing why. */
@@ -40,5 +42,10 @@ struct redisContext;
 struct st_config_s;
 struct redisContext *st_cli_redis(const struct st_config_s *cfg);
 int st_cmd_token(int argc, char **argv);
+
+/* A Postgres pool on the configured pg_url (cmd_ledger.c); prints why and returns
+ * ST_EXIT_USAGE on failure. */
+struct st_db_pool_s;
+int st_cli_pool(const char *config_path, struct st_db_pool_s **out);
 
 #endif

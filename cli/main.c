@@ -17,6 +17,8 @@ static const st_cli_cmd_t commands[] = {
     {"job", st_cmd_job, "submit a job to its Redis stream"},
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
     {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
+    {"ledger", st_cmd_ledger, "import OSV, OpenVEX and policy documents into the source ledger"},
+    {"export", st_cmd_export, "export profiles (create, list, show, delete) and plans"},
     {"help", cmd_help, "list commands"},
 };
 

@@ -12,8 +12,9 @@
  *     nothing is visible and nothing can be inserted.
  * Rows are seeded as admin with session_replication_role = replica (no triggers, no FK
  * checks), so any table can be filled from minimal generated INSERTs: NOT NULL columns
- * without defaults get dummy values by type. An unhandled type fails the test by name:
- * extend dummy_value() when a new table needs it. Migrations are applied first. */
+ * without defaults get dummy values by type (an enum its first label). An unhandled type
+ * fails the test by name: extend dummy_value() when a new table needs it. Migrations are
+ * applied first. */
 #include "st_test_db.h"
 
 #include <unistd.h>
@@ -74,7 +75,9 @@ static void build_insert(const char *table, const char *tenant, ins_t *ins) {
   PGresult *cols = admin_q(
       "SELECT quote_ident(a.attname), a.attname, format_type(a.atttypid, a.atttypmod), "
       "  CASE WHEN t.typtype = 'd' THEN (SELECT typname FROM pg_type WHERE oid = t.typbasetype)"
-      "  ELSE t.typname END "
+      "  ELSE t.typname END, "
+      "  (SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid "
+      "   ORDER BY e.enumsortorder LIMIT 1) "
       "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
       "  AND (a.attname = 'tenant_id' OR (a.attnotnull AND NOT a.atthasdef "
@@ -90,6 +93,8 @@ static void build_insert(const char *table, const char *tenant, ins_t *ins) {
   for (int i = 0; i < PQntuples(cols); i++) {
     const char *name = PQgetvalue(cols, i, 1), *type = PQgetvalue(cols, i, 3);
     char *v = !strcmp(name, "tenant_id") ? st_strdup(tenant) : dummy_value(type, name, tenant);
+    if (!v && !PQgetisnull(cols, i, 4)) /* an enum type: its first label */
+      v = st_strdup(PQgetvalue(cols, i, 4));
     if (!v)
       fail_msg("table %s column %s: type %s has no dummy value in test_rls_invariant.c; "
                "add it to dummy_value()", table, name, PQgetvalue(cols, i, 2));
