@@ -40,5 +40,7 @@ struct redisContext;
 struct st_config_s;
 struct redisContext *st_cli_redis(const struct st_config_s *cfg);
 int st_cmd_token(int argc, char **argv);
+int st_cmd_bundle(int argc, char **argv);
+int st_cmd_verify(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const st_cli_cmd_t commands[] = {
     {"job", st_cmd_job, "submit a job to its Redis stream"},
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
     {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
+    {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
+    {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
     {"help", cmd_help, "list commands"},
 };
 
