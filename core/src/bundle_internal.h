@@ -163,6 +163,10 @@ void st__bundle_bread_init(st__bread_t *b);
 void st__bundle_bread_release(st__bread_t *b);
 /* Check the 10-byte gzip header is the one the writer produces. */
 int st__bundle_gzip_header_check(const void *head, size_t len, st_error_t *err) ST_MUST_CHECK;
+/* The compressed bytes are exactly the writer's encoding of the tar stream they hold
+ * (bundle_canon.c). ST_EPARSE naming the first differing byte. */
+int st__bundle_gzip_canonical_mem(const void *data, size_t len, st_error_t *err) ST_MUST_CHECK;
+int st__bundle_gzip_canonical_file(const char *path, st_error_t *err) ST_MUST_CHECK;
 /* Read every entry: layout rules (only the bundle's own names, sorted, no stray
  * directories), hashes, metadata files into their buffers. Non-zero = archive failure. */
 int st__bundle_read(st_tgz_reader_t *r, st__bread_t *b, st_error_t *err) ST_MUST_CHECK;

@@ -52,8 +52,10 @@ static int check_spec(const st_bundle_spec_t *spec, st_error_t *err) {
                    ST_BUNDLE_ID_MAX);
   if ((rc = st_db_tenant_check(tenant, err)))
     return st_error_wrap(err, "bundle tenant");
-  if (spec->metadata && (rc = st__bundle_kind_check(spec->kind, spec->metadata, err)))
-    return st_fail(err, ST_EINVAL, "bundle metadata (kind %s): %s", spec->kind, err->msg);
+  if (spec->metadata && st__bundle_kind_check(spec->kind, spec->metadata, err)) {
+    st_error_wrap(err, "bundle metadata (kind %s)", spec->kind);
+    return err ? (err->code = ST_EINVAL) : ST_EINVAL;
+  }
   if (spec->ninputs > ST_BUNDLE_MAX_ENTRIES || (spec->ninputs && !spec->inputs))
     return st_fail(err, ST_EINVAL, "bundle: %zu inputs (at most %d)", spec->ninputs,
                    ST_BUNDLE_MAX_ENTRIES);

@@ -226,9 +226,10 @@ static void check_rest(verify_t *v) {
     SET(v, "kind", ST_BUNDLE_PASS, "kind %s: metadata rules hold", v->m.kind);
 }
 
-static int verify_reader(st_tgz_reader_t *rd, const void *head, size_t head_len,
-                         const st_bundle_trust_t *trust, st_bundle_report_t *report,
-                         st_error_t *err) {
+/* rd NULL: opening failed with open_err (the archive check reports it). */
+static int verify_reader(st_tgz_reader_t *rd, const st_error_t *open_err, const void *head,
+                         size_t head_len, const char *path, const st_bundle_trust_t *trust,
+                         st_bundle_report_t *report, st_error_t *err) {
   static const char *const names[] = ST_BUNDLE_CHECK_NAMES;
   static const st_bundle_trust_t none = {0};
   st_error_t e = ST_ERROR_INIT;
@@ -244,7 +245,11 @@ static int verify_reader(st_tgz_reader_t *rd, const void *head, size_t head_len,
     st_fail(err, rc, "bundle verify: out of memory");
     goto done;
   }
-  if (st__bundle_gzip_header_check(head, head_len, &e) || st__bundle_read(rd, &v.b, &e)) {
+  if (!rd)
+    e = *open_err;
+  if (!rd || st__bundle_gzip_header_check(head, head_len, &e) || st__bundle_read(rd, &v.b, &e) ||
+      (path ? st__bundle_gzip_canonical_file(path, &e)
+            : st__bundle_gzip_canonical_mem(head, head_len, &e))) {
     if (e.code == ST_ENOMEM) {
       rc = st_fail(err, ST_ENOMEM, "bundle verify: %s", e.msg);
       goto done;
@@ -255,7 +260,7 @@ static int verify_reader(st_tgz_reader_t *rd, const void *head, size_t head_len,
     rc = st__bundle_report_result(report, err);
     goto done;
   }
-  SET(&v, "archive", ST_BUNDLE_PASS, "canonical gzip, %zu files in order, only bundle names",
+  SET(&v, "archive", ST_BUNDLE_PASS, "canonical gzip and tar order, %zu files, only bundle names",
       v.b.n);
   check_checksums(&v);
   check_manifest(&v);
@@ -276,11 +281,16 @@ int st_bundle_verify_mem(const void *data, size_t len, const st_bundle_trust_t *
   st_tgz_limits_t lim;
   int rc;
 
+  st_error_t oe = ST_ERROR_INIT;
+
   st_tgz_limits_default(&lim);
-  if ((rc = st_tgz_reader_open_mem(data, len, trust && trust->limits ? trust->limits : &lim,
-                                   &rd, err)))
+  rc = st_tgz_reader_open_mem(data, len, trust && trust->limits ? trust->limits : &lim, &rd, &oe);
+  if (rc == ST_ENOMEM || rc == ST_EIO) {
+    if (err)
+      *err = oe;
     return rc;
-  rc = verify_reader(rd, data, len, trust, report, err);
+  }
+  rc = verify_reader(rd, &oe, data, len, NULL, trust, report, err);
   st_tgz_reader_free(rd);
   return rc;
 }
@@ -289,6 +299,7 @@ int st_bundle_verify(const char *path, const st_bundle_trust_t *trust,
                      st_bundle_report_t *report, st_error_t *err) {
   st_tgz_reader_t *rd = NULL;
   st_tgz_limits_t lim;
+  st_error_t oe = ST_ERROR_INIT;
   unsigned char head[10];
   size_t got;
   FILE *f;
@@ -299,9 +310,13 @@ int st_bundle_verify(const char *path, const st_bundle_trust_t *trust,
   got = fread(head, 1, sizeof(head), f);
   fclose(f);
   st_tgz_limits_default(&lim);
-  if ((rc = st_tgz_reader_open(path, trust && trust->limits ? trust->limits : &lim, &rd, err)))
+  rc = st_tgz_reader_open(path, trust && trust->limits ? trust->limits : &lim, &rd, &oe);
+  if (rc == ST_ENOMEM || rc == ST_EIO) {
+    if (err)
+      *err = oe;
     return rc;
-  rc = verify_reader(rd, head, got, trust, report, err);
+  }
+  rc = verify_reader(rd, &oe, head, got, path, trust, report, err);
   st_tgz_reader_free(rd);
   return rc;
 }
