@@ -5,8 +5,9 @@
  * verifier inflates the file and deflates the result again with the writer's parameters
  * (gzip wrapper, OS 255, level ST_TGZ_LEVEL_FAST, windowBits 15, memLevel 8, default
  * strategy), comparing chunk by chunk with a second sequential read of the same bytes.
- * Memory: a few 64 KiB buffers plus zlib's state. Runs only after the safe reader accepted
- * the archive, so the decompressed size is already bounded. Requires a zlib whose deflate
+ * Memory: a few 64 KiB buffers plus zlib's state. The verifier runs it on a second thread
+ * beside the safe reader's pass (it is the slower half); it stops at the reader's
+ * decompressed-size limit on its own and when the reader fails (stop flag). Requires a zlib whose deflate
  * output matches the writer's (docs/bundle-format.md, "Canonical archive"). */
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,8 @@ typedef struct canon_s {
   unsigned char *a, *b, *c, *d; /* input, inflated, deflated, compare */
   cursor_t src, cmp;
   uint64_t pos; /* compressed bytes matched so far */
+  uint64_t inflated, max_out;
+  const atomic_int *stop;
 } canon_t;
 
 /* Deflate `len` bytes of tar stream (flush: Z_NO_FLUSH or Z_FINISH) and compare. */
@@ -93,6 +96,12 @@ static int run(canon_t *k, st_error_t *err) {
       zr = inflate(&k->in, Z_NO_FLUSH);
       if (zr != Z_OK && zr != Z_STREAM_END)
         return st_fail(err, ST_EPARSE, "gzip: %s", k->in.msg ? k->in.msg : "corrupt");
+      k->inflated += CHUNK - k->in.avail_out;
+      if (k->inflated > k->max_out)
+        return st_fail(err, ST_ETOOBIG, "gzip: more than %llu bytes decompressed",
+                       (unsigned long long)k->max_out);
+      if (k->stop && atomic_load(k->stop))
+        return st_fail(err, ST_ECANCELED, "gzip: canonical check stopped");
       if ((rc = redeflate(k, k->b, CHUNK - k->in.avail_out, Z_NO_FLUSH, err)))
         return rc;
     }
@@ -106,12 +115,15 @@ static int run(canon_t *k, st_error_t *err) {
   return 0;
 }
 
-static int canonical(cursor_t src, cursor_t cmp, st_error_t *err) {
+static int canonical(cursor_t src, cursor_t cmp, uint64_t max_out, const atomic_int *stop,
+                     st_error_t *err) {
   canon_t k;
   int rc;
   memset(&k, 0, sizeof(k));
   k.src = src;
   k.cmp = cmp;
+  k.max_out = max_out;
+  k.stop = stop;
   if (!(k.a = st_malloc(CHUNK)) || !(k.b = st_malloc(CHUNK)) || !(k.c = st_malloc(CHUNK)) ||
       !(k.d = st_malloc(CHUNK)))
     rc = st_fail(err, ST_ENOMEM, "gzip: buffers");
@@ -128,14 +140,16 @@ static int canonical(cursor_t src, cursor_t cmp, st_error_t *err) {
   return rc;
 }
 
-int st__bundle_gzip_canonical_mem(const void *data, size_t len, st_error_t *err) {
+int st__bundle_gzip_canonical(const char *path, const void *data, size_t len,
+                              uint64_t max_out, const atomic_int *stop, st_error_t *err) {
   cursor_t a = {data, len, 0, NULL}, b = {data, len, 0, NULL};
-  return canonical(a, b, err);
-}
-
-int st__bundle_gzip_canonical_file(const char *path, st_error_t *err) {
-  cursor_t a = {NULL, 0, 0, fopen(path, "rb")}, b = {NULL, 0, 0, fopen(path, "rb")};
-  int rc = a.f && b.f ? canonical(a, b, err) : st_fail(err, ST_EIO, "%s: cannot open", path);
+  int rc;
+  if (!path)
+    return canonical(a, b, max_out, stop, err);
+  a.f = fopen(path, "rb");
+  b.f = fopen(path, "rb");
+  rc = a.f && b.f ? canonical(a, b, max_out, stop, err)
+                  : st_fail(err, ST_EIO, "%s: cannot open", path);
   if (a.f)
     fclose(a.f);
   if (b.f)

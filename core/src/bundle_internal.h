@@ -5,6 +5,7 @@
 #define STELLA_BUNDLE_INTERNAL_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -163,10 +164,12 @@ void st__bundle_bread_init(st__bread_t *b);
 void st__bundle_bread_release(st__bread_t *b);
 /* Check the 10-byte gzip header is the one the writer produces. */
 int st__bundle_gzip_header_check(const void *head, size_t len, st_error_t *err) ST_MUST_CHECK;
-/* The compressed bytes are exactly the writer's encoding of the tar stream they hold
- * (bundle_canon.c). ST_EPARSE naming the first differing byte. */
-int st__bundle_gzip_canonical_mem(const void *data, size_t len, st_error_t *err) ST_MUST_CHECK;
-int st__bundle_gzip_canonical_file(const char *path, st_error_t *err) ST_MUST_CHECK;
+/* The compressed bytes (the file at path, or data[0..len) when path is NULL) are exactly
+ * the writer's encoding of the tar stream they hold (bundle_canon.c). ST_EPARSE naming the
+ * first differing byte; ST_ETOOBIG past max_out decompressed bytes; ST_ECANCELED once
+ * *stop (may be NULL) is set. */
+int st__bundle_gzip_canonical(const char *path, const void *data, size_t len, uint64_t max_out,
+                              const atomic_int *stop, st_error_t *err) ST_MUST_CHECK;
 /* Read every entry: layout rules (only the bundle's own names, sorted, no stray
  * directories), hashes, metadata files into their buffers. Non-zero = archive failure. */
 int st__bundle_read(st_tgz_reader_t *r, st__bread_t *b, st_error_t *err) ST_MUST_CHECK;

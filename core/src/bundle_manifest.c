@@ -331,7 +331,7 @@ int st__bundle_manifest_parse(const char *data, size_t len, st__manifest_t *m,
   st_json_limits_t lim = {ST_BUNDLE_META_MAX, 0};
   st_buf_t canon = ST_BUF_INIT;
   const json_t *merkle;
-  const char *schema, *alg;
+  const char *schema = NULL, *alg;
   uint8_t *leaves = NULL, root[ST_SHA256_LEN];
   int64_t t;
   int rc;
