@@ -62,6 +62,18 @@ static int check_spec(const st_bundle_spec_t *spec, st_error_t *err) {
   return 0;
 }
 
+/* Directories the archive gains for p after prev (sorted order): the '/'s of p past the
+ * longest common prefix that ends in '/'. */
+static size_t new_dirs(const char *prev, const char *p) {
+  size_t common = 0, n = 0;
+  for (size_t i = 0; prev && prev[i] && prev[i] == p[i]; i++)
+    if (p[i] == '/')
+      common = i + 1;
+  for (size_t i = common; p[i]; i++)
+    n += p[i] == '/';
+  return n;
+}
+
 /* Sorted entries with paths and media types; no hashing yet. */
 static int collect(seal_t *s, const st_bundle_spec_t *spec, st_error_t *err) {
   const st_bundle_input_t **order = NULL;
@@ -114,6 +126,21 @@ static int collect(seal_t *s, const st_bundle_spec_t *spec, st_error_t *err) {
     if ((in->src == ST_BUNDLE_SRC_FILE && !in->fs_path) ||
         (in->src == ST_BUNDLE_SRC_MEM && !in->data && in->len)) {
       rc = st_fail(err, ST_EINVAL, "bundle input '%.200s': no file or data", in->path);
+      goto done;
+    }
+  }
+  {
+    /* Files + directories + the 8 metadata files and keys/ must stay within what the
+     * reader accepts by default, or the bundle would not verify. */
+    st_tgz_limits_t lim;
+    uint64_t total = 9 + s->n;
+    st_tgz_limits_default(&lim);
+    for (size_t i = 0; i < s->n; i++)
+      total += new_dirs(i ? s->e[i - 1].path : NULL, s->e[i].path);
+    if (total > lim.max_entries) {
+      rc = st_fail(err, ST_ETOOBIG, "bundle: %llu archive entries (files and directories), "
+                   "verifiers accept at most %llu", (unsigned long long)total,
+                   (unsigned long long)lim.max_entries);
       goto done;
     }
   }

@@ -474,6 +474,27 @@ static void spec_errors(void **state) {
   in[0].src = ST_BUNDLE_SRC_FILE;
   in[0].fs_path = path_in("link");
   assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), ST_EUNSAFE);
+  /* 50,001 files each in its own directory: more archive entries than a verifier accepts. */
+  {
+    size_t nin = 50001;
+    st_bundle_input_t *many = calloc(nin, sizeof(*many));
+    char *names = calloc(nin, 16);
+    assert_non_null(many);
+    assert_non_null(names);
+    for (size_t k = 0; k < nin; k++) {
+      snprintf(names + 16 * k, 16, "d%05zu/f", k);
+      many[k] = small_inputs[0];
+      many[k].path = names + 16 * k;
+    }
+    spec.inputs = many;
+    spec.ninputs = nin;
+    assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), ST_ETOOBIG);
+    assert_non_null(strstr(err.msg, "verifiers accept at most 100000"));
+    spec.inputs = in;
+    spec.ninputs = 1;
+    free(many);
+    free(names);
+  }
   /* SOURCE_DATE_EPOCH sets created when none is given. */
   {
     st_bundle_sealed_t res;
