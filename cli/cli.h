@@ -42,6 +42,8 @@ struct redisContext;
 struct st_config_s;
 struct redisContext *st_cli_redis(const struct st_config_s *cfg);
 int st_cmd_token(int argc, char **argv);
+int st_cmd_bundle(int argc, char **argv);
+int st_cmd_verify(int argc, char **argv);
 
 /* A Postgres pool on the configured pg_url (cmd_ledger.c); prints why and returns
  * ST_EXIT_USAGE on failure. */

@@ -19,6 +19,8 @@ static const st_cli_cmd_t commands[] = {
     {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
     {"ledger", st_cmd_ledger, "import OSV, OpenVEX and policy documents into the source ledger"},
     {"export", st_cmd_export, "export profiles (create, list, show, delete) and plans"},
+    {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
+    {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
     {"help", cmd_help, "list commands"},
 };
 
