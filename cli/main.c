@@ -21,6 +21,7 @@ static const st_cli_cmd_t commands[] = {
     {"export", st_cmd_export, "export profiles (create, list, show, delete) and plans"},
     {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
     {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
+    {"oci", st_cmd_oci, "OCI artifacts and layouts: artifact, push, referrers, verify"},
     {"help", cmd_help, "list commands"},
 };
 
