@@ -15,6 +15,7 @@ PACKAGES=(
   golang-go golang-github-coreos-bbolt-dev
   nodejs npm wrk nginx-light hyperfine procps iproute2 time
   prometheus
+  docker-registry apache2-utils skopeo umoci
 )
 
 missing=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ops/services.sh up|down|env|status: private Postgres 15, Redis 7 and a test RFC 3161 TSA
-# (stella-test-tsa) for development, tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
+# ops/services.sh up|down|env|status: private Postgres 15, Redis 7, a test RFC 3161 TSA
+# (stella-test-tsa) and an OCI registry (Debian docker-registry) for development, tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
 # chosen ports); nothing touches a system-wide instance or a standard port.
 #   up      start what is not running (idempotent), create the database
 #   down    stop everything and delete var/pg, var/redis
@@ -9,6 +9,9 @@
 # The TSA is a binary of this checkout (build/bin or build-ci/bin): when neither is built yet,
 # `up` says so and skips it (ops/test.sh builds first, then runs `up`). Its test CA and
 # signing certificate are made once under var/tsa/ and kept by `down`.
+# The registry (distribution 2.8) listens on loopback over plain http (no TLS: loopback only,
+# and clients then need no CA), with htpasswd (bcrypt) auth for user `stella` and a random
+# password made once in var/registry/; `down` stops it and deletes its storage.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +22,7 @@ PGRUN="$VAR/run"
 REDISDIR="$VAR/redis"
 PORTS="$VAR/ports.env"
 TSADIR="$VAR/tsa"
+REGDIR="$VAR/registry"
 PGUSER_OS=postgres # initdb refuses root; the cluster runs as the Debian postgres user
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -37,6 +41,7 @@ load_ports() {
   # shellcheck disable=SC1090
   . "$PORTS"
   if [ -z "${TSA_PORT:-}" ]; then TSA_PORT=$(pick_port tsa); echo "TSA_PORT=$TSA_PORT" >>"$PORTS"; fi
+  if [ -z "${REG_PORT:-}" ]; then REG_PORT=$(pick_port registry); echo "REG_PORT=$REG_PORT" >>"$PORTS"; fi
 }
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$PGUSER_OS" -- "$@"; else "$@"; fi; }
@@ -104,7 +109,52 @@ tsa_up() {
   echo "services: stella-test-tsa did not start, see $VAR/tsa.log" >&2; exit 1
 }
 
+reg_running() { [ -f "$VAR/registry.pid" ] && kill -0 "$(cat "$VAR/registry.pid")" 2>/dev/null; }
+
+reg_up() {
+  reg_running && return 0
+  if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null; then
+    echo "services: docker-registry or htpasswd missing (ops/deps.sh); registry skipped" >&2
+    return 0
+  fi
+  port_free "$REG_PORT" || { echo "services: port $REG_PORT taken; delete $PORTS" >&2; exit 1; }
+  mkdir -p "$REGDIR/data"
+  if [ ! -f "$REGDIR/pass" ]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$REGDIR/pass")
+    htpasswd -Bbc "$REGDIR/htpasswd" stella "$(cat "$REGDIR/pass")" 2>/dev/null
+  fi
+  cat >"$REGDIR/config.yml" <<YML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $REGDIR/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REG_PORT
+  secret: $(cat "$REGDIR/pass")-upload-state
+auth:
+  htpasswd:
+    realm: stella-registry
+    path: $REGDIR/htpasswd
+YML
+  docker-registry serve "$REGDIR/config.yml" >>"$VAR/registry.log" 2>&1 </dev/null &
+  echo $! >"$VAR/registry.pid"
+  for _ in $(seq 50); do port_free "$REG_PORT" || return 0; sleep 0.1; done
+  echo "services: docker-registry did not start, see $VAR/registry.log" >&2; exit 1
+}
+
 down() {
+  if reg_running; then
+    kill "$(cat "$VAR/registry.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do reg_running || break; sleep 0.1; done
+  fi
+  rm -rf "$VAR/registry.pid" "$REGDIR/data"
+
   if tsa_running; then
     kill "$(cat "$VAR/tsa.pid")" 2>/dev/null || true
     for _ in $(seq 50); do tsa_running || break; sleep 0.1; done
@@ -133,17 +183,23 @@ ENV
     echo "export STELLA_TSA_URL='http://127.0.0.1:$TSA_PORT/'"
     echo "export STELLA_TSA_CA='$TSADIR/ca.pem'"
   fi
+  if reg_running; then
+    echo "export STELLA_REGISTRY_URL='http://127.0.0.1:$REG_PORT'"
+    echo "export STELLA_REGISTRY_USER='stella'"
+    echo "export STELLA_REGISTRY_PASS='$(cat "$REGDIR/pass")'"
+  fi
 }
 
 cmd=${1:-}
 case "$cmd" in
-  up) load_ports; pg_up; redis_up; tsa_up
-    echo "services: postgres :$PG_PORT, redis :$REDIS_PORT$(tsa_running && echo ", tsa :$TSA_PORT") (var/)" >&2 ;;
+  up) load_ports; pg_up; redis_up; tsa_up; reg_up
+    echo "services: postgres :$PG_PORT, redis :$REDIS_PORT$(tsa_running && echo ", tsa :$TSA_PORT")$(reg_running && echo ", registry :$REG_PORT") (var/)" >&2 ;;
   down) [ -f "$PORTS" ] && load_ports; down; echo "services: stopped" >&2 ;;
   env) load_ports; print_env ;;
   status) load_ports
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
     redis_running && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
-    tsa_running && echo "tsa: running on 127.0.0.1:$TSA_PORT" || echo "tsa: stopped" ;;
+    tsa_running && echo "tsa: running on 127.0.0.1:$TSA_PORT" || echo "tsa: stopped"
+    reg_running && echo "registry: running on 127.0.0.1:$REG_PORT" || echo "registry: stopped" ;;
   *) echo "usage: ops/services.sh up|down|env|status" >&2; exit 2 ;;
 esac
