@@ -14,7 +14,8 @@
 
 static int oci_artifact(int argc, char **argv) {
   const char *files[MAX_FILES], *atype = NULL, *ltype = "application/octet-stream";
-  const char *ctype = NULL, *tag = NULL, *out_dir = NULL, *out_tar = NULL;
+  const char *ctype = NULL, *tag = NULL, *out_dir = NULL, *out_tar = NULL, *subj = NULL;
+  unsigned long long subj_size = 0;
   st_oci_layout_t *l = NULL;
   st_oci_desc_t config = {0}, layers[MAX_FILES], man = {0};
   json_t *ann = NULL;
@@ -36,6 +37,10 @@ static int oci_artifact(int argc, char **argv) {
       ctype = argv[++i];
     } else if (!strcmp(a, "--tag") && i + 1 < argc) {
       tag = argv[++i];
+    } else if (!strcmp(a, "--subject") && i + 1 < argc) {
+      subj = argv[++i];
+    } else if (!strcmp(a, "--subject-size") && i + 1 < argc) {
+      subj_size = strtoull(argv[++i], NULL, 10);
     } else if (!strcmp(a, "--mtime") && i + 1 < argc) {
       mtime = strtoll(argv[++i], NULL, 10);
     } else if (!strcmp(a, "-o") && i + 1 < argc) {
@@ -61,10 +66,10 @@ static int oci_artifact(int argc, char **argv) {
       goto done;
     }
   }
-  if (!nf || !atype || (!out_dir == !out_tar)) {
+  if (!nf || !atype || (!out_dir == !out_tar) || (subj && !st_oci_digest_valid(subj))) {
     rc = st_cli_usage("usage: stella oci artifact FILE... --artifact-type T [--layer-type T] "
                       "[--config-type T] [--annotation K=V]... [--tag NAME] [--mtime S] "
-                      "(-o DIR | --archive TAR)");
+                      "[--subject sha256:HEX --subject-size N] (-o DIR | --archive TAR)");
     goto done;
   }
   rc = ST_EXIT_FAIL;
@@ -82,8 +87,12 @@ static int oci_artifact(int argc, char **argv) {
       goto fail;
   }
   {
+    st_oci_desc_t sd = {.media_type = (char *)ST_OCI_MT_MANIFEST, .size = subj_size};
     st_oci_manifest_t m = {.artifact_type = atype, .config = &config, .layers = layers,
-                           .nlayers = nl, .annotations = json_object_size(ann) ? ann : NULL};
+                           .nlayers = nl, .annotations = json_object_size(ann) ? ann : NULL,
+                           .subject = subj ? &sd : NULL};
+    if (subj)
+      memcpy(sd.digest, subj, ST_OCI_DIGEST_LEN + 1);
     if (st_oci_layout_add_manifest(l, &m, &man, &err) || st_oci_layout_tag(l, &man, tag, &err))
       goto fail;
   }
