@@ -49,7 +49,8 @@ typedef struct meta_s {
 
 static int sys_fail(st_error_t *err, const char *what, const char *key) {
   int e = errno;
-  int code = e == ENOENT ? ST_ENOENT : (e == ELOOP || e == ENOTDIR) ? ST_EUNSAFE : ST_EIO;
+  /* ENOTDIR: a segment of the key is an object, so the key itself cannot exist. */
+  int code = (e == ENOENT || e == ENOTDIR) ? ST_ENOENT : e == ELOOP ? ST_EUNSAFE : ST_EIO;
   if (code == ST_ENOENT)
     return st_fail(err, code, "objstore: %s: not found", key);
   return st_fail(err, code, "objstore: %s: %s: %s", key, what, strerror(e));
@@ -80,6 +81,18 @@ static int open_parent(fs_store_t *fs, const char *key, int create, int *dfd_out
         goto done;
       }
       next = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0 && errno == ENOTDIR) { /* O_DIRECTORY|O_NOFOLLOW on a symlink says so too */
+      struct stat lst;
+      if (fstatat(dfd, seg, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+        rc = st_fail(err, ST_EUNSAFE, "objstore: %s: symlink in the store refused", key);
+        goto done;
+      }
+      errno = ENOTDIR;
+    }
+    if (next < 0 && errno == ENOTDIR && create) {
+      rc = st_fail(err, ST_ECONFLICT, "objstore: %s: a segment of the key is an object", key);
+      goto done;
     }
     if (next < 0) {
       rc = sys_fail(err, "open directory", key);
@@ -163,8 +176,8 @@ static int read_meta(int dfd, const char *name, const char *key, meta_t *m, st_e
     rc = sys_fail(err, "open", key);
     goto done;
   }
-  if (!S_ISREG(st.st_mode)) {
-    rc = st_fail(err, ST_EUNSAFE, "objstore: %s: not a regular file", key);
+  if (!S_ISREG(st.st_mode)) { /* a directory: a prefix, not an object */
+    rc = st_fail(err, ST_ENOENT, "objstore: %s: not found", key);
     goto done;
   }
   m->size = (uint64_t)st.st_size;
@@ -451,8 +464,8 @@ static int fs_get(st_objstore_t *s, const char *key, uint64_t offset, uint64_t l
     rc = sys_fail(err, "open", key);
     goto done;
   }
-  if (!S_ISREG(st.st_mode)) {
-    rc = st_fail(err, ST_EUNSAFE, "objstore: %s: not a regular file", key);
+  if (!S_ISREG(st.st_mode)) { /* a directory: a prefix, not an object */
+    rc = st_fail(err, ST_ENOENT, "objstore: %s: not found", key);
     goto done;
   }
   if (offset > (uint64_t)st.st_size) {

@@ -433,6 +433,11 @@ static void delete_then_gone(void **state) {
   assert_int_equal(st_objstore_delete(fx.s, "acme", "tenants/acme/del/x", &err), 0);
   assert_int_equal(st_objstore_stat(fx.s, "acme", "tenants/acme/del/x", &st, &err), ST_ENOENT);
   assert_int_equal(st_objstore_delete(fx.s, "acme", "tenants/acme/del/x", &err), ST_ENOENT);
+  /* a prefix is not an object; an object is not a prefix */
+  assert_int_equal(put_str("acme", "tenants/acme/del/dir/y", "y"), 0);
+  assert_int_equal(st_objstore_stat(fx.s, "acme", "tenants/acme/del/dir", &st, &err), ST_ENOENT);
+  assert_int_equal(st_objstore_stat(fx.s, "acme", "tenants/acme/del/dir/y/z", &st, &err),
+                   ST_ENOENT);
   /* the key can be written again after a delete */
   assert_int_equal(put_str("acme", "tenants/acme/del/x", "again"), 0);
 }
