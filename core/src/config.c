@@ -23,6 +23,14 @@ static const st_config_key_t keys[] = {
     {"roles", ST_CONFIG_STRING, "api,worker,scheduler", 0, 0, "stellad roles"},
     {"api_listen", ST_CONFIG_STRING, "127.0.0.1:8480", 0, 0, "HTTP listen address"},
     {"data_dir", ST_CONFIG_STRING, "var/data", 0, 0, "filesystem object store root"},
+    {"objstore", ST_CONFIG_STRING, "fs", 0, 0, "object store backend: fs|s3"},
+    {"s3_endpoint", ST_CONFIG_STRING, NULL, 0, 0, "S3 endpoint http(s)://host[:port]"},
+    {"s3_region", ST_CONFIG_STRING, "us-east-1", 0, 0, "S3 region (SigV4 scope)"},
+    {"s3_bucket", ST_CONFIG_STRING, NULL, 0, 0, "S3 bucket (path-style requests)"},
+    {"s3_access_key", ST_CONFIG_STRING, NULL, 0, 0, "S3 access key id"},
+    {"s3_secret_key", ST_CONFIG_STRING, NULL, 0, 0, "S3 secret access key"},
+    {"s3_worm_mode", ST_CONFIG_STRING, "off", 0, 0, "Object Lock: off|GOVERNANCE|COMPLIANCE"},
+    {"s3_ca_file", ST_CONFIG_STRING, NULL, 0, 0, "PEM CA bundle for an https endpoint"},
     {"log_level", ST_CONFIG_STRING, "info", 0, 0, "debug|info|warn|error"},
     {"worker_threads", ST_CONFIG_INT, "4", 1, 256, "worker pool size"},
     {"job_lease_ms", ST_CONFIG_INT, "30000", 100, 86400000, "reclaim idle jobs after"},
@@ -101,6 +109,14 @@ static int validate(const st_config_key_t *k, const char *v, const char *where,
   } else if (strcmp(k->name, "log_level") == 0) {
     if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
       return st_fail(err, ST_ECONFIG, "%s: log_level: expected debug|info|warn|error, got \"%s\"",
+                     where, v);
+  } else if (strcmp(k->name, "objstore") == 0) {
+    if (strcmp(v, "fs") && strcmp(v, "s3"))
+      return st_fail(err, ST_ECONFIG, "%s: objstore: expected fs or s3, got \"%s\"", where, v);
+  } else if (strcmp(k->name, "s3_worm_mode") == 0) {
+    if (strcmp(v, "off") && strcmp(v, "GOVERNANCE") && strcmp(v, "COMPLIANCE"))
+      return st_fail(err, ST_ECONFIG,
+                     "%s: s3_worm_mode: expected off, GOVERNANCE or COMPLIANCE, got \"%s\"",
                      where, v);
   }
   return 0;
