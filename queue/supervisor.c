@@ -56,6 +56,7 @@ static void on_delivery(void *ud, st_delivery_t *d) {
   atomic_init(&j->ctx.cancel, ST_CANCEL_NONE);
   j->ctx.priv = j;
   j->ctx.db = s->db;
+  j->ctx.cfg = s->cfg;
   j->in_next = s->in_head;
   j->in_prev = &s->in_head;
   if (s->in_head)
@@ -277,6 +278,7 @@ int st_supervisor_run(const st_config_t *cfg, const st_worker_t *const *workers,
   }
   s->sink = *sink;
   s->db = db;
+  s->cfg = cfg;
   if ((rc = uv_loop_init(&s->loop))) {
     rc = st_fail(err, ST_EINTERNAL, "supervisor: uv_loop_init: %s", uv_strerror(rc));
     goto done;

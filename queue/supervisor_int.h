@@ -58,6 +58,7 @@ struct st__sup_s {
   int ntypes;
   unsigned threads, max_attempts, max_deliveries;
   st_db_pool_t *db; /* borrowed; NULL without pg_url */
+  const st_config_t *cfg; /* borrowed for the run, handed to workers */
   uint64_t lease_ms, timeout_ms, drain_ms, backoff_base_ms, backoff_cap_ms;
   /* [loop] */
   st__job_t *in_head;

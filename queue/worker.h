@@ -23,6 +23,7 @@
 
 #include "envelope.h"
 #include "stella/db.h"
+#include "stella/config.h"
 #include "stella/err.h"
 
 typedef enum st_cancel_reason {
@@ -52,6 +53,9 @@ struct st_job_ctx_s {
   /* The process's Postgres pool (borrowed; NULL when pg_url is unset). Use it only through
    * st_db_tenant_tx with the job's tenant. The object store and signer join here later. */
   st_db_pool_t *db;
+  /* The process's configuration (read-only, borrowed): workers open what it names
+   * (signing_key, the object store, tsa_url). */
+  const st_config_t *cfg;
 };
 
 static inline int st_job_cancelled(st_job_ctx_t *ctx) {

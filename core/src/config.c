@@ -65,6 +65,8 @@ static const st_config_key_t keys[] = {
     {"api_rate_burst", ST_CONFIG_INT, "200", 1, 1000000, "per-tenant burst"},
     {"api_openapi_spec", ST_CONFIG_STRING, NULL, 0, 0, "OpenAPI document served"},
     {"api_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "directory for streamed uploads"},
+    {"export_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "export adapters' work files (/tmp)"},
+    {"export_max_active", ST_CONFIG_INT, "4", 1, 1000, "active export runs per tenant"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 

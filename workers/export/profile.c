@@ -168,8 +168,9 @@ static int create_tx(PGconn *c, void *arg, st_error_t *err) {
                             : rc;
 }
 
-int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                             st_error_t *err) {
+/* Check p for tenant, encode it and run fn (create_tx or update_tx) with it. */
+static int write_profile(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                         st_db_tx_fn fn, st_error_t *err) {
   json_t *j = NULL;
   crud_t a = {p->name, NULL, NULL, NULL};
   st_buf_t text = ST_BUF_INIT;
@@ -183,11 +184,16 @@ int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_ex
     return rc;
   if (!(rc = st_jcs_encode(j, &text, err))) {
     a.json = text.data;
-    rc = st_db_tenant_tx(pool, tenant, create_tx, &a, err);
+    rc = st_db_tenant_tx(pool, tenant, fn, &a, err);
   }
   st_buf_release(&text);
   json_decref(j);
   return rc;
+}
+
+int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                             st_error_t *err) {
+  return write_profile(pool, tenant, p, create_tx, err);
 }
 
 static int get_tx(PGconn *c, void *arg, st_error_t *err) {
@@ -267,4 +273,27 @@ int st_export_profile_delete(st_db_pool_t *pool, const char *tenant, const char 
                              st_error_t *err) {
   crud_t a = {name, NULL, NULL, NULL};
   return st_db_tenant_tx(pool, tenant, delete_tx, &a, err);
+}
+
+static int update_tx(PGconn *c, void *arg, st_error_t *err) {
+  crud_t *a = arg;
+  const char *p[1] = {a->json};
+  long long n = 0;
+  int rc = st_db_exec_count(
+      c,
+      "UPDATE export_profiles SET project = j->>'project', kind = (j->>'kind')::export_kind, "
+      "filters = j->'filters', redaction = j->'redaction', "
+      "compression = (j->>'compression')::export_compression, "
+      "single_flight = (j->>'single_flight')::boolean, schedule = j->>'schedule', "
+      "source_tenants = ARRAY(SELECT jsonb_array_elements_text(j->'source_tenants')) "
+      "FROM (SELECT $1::jsonb AS j) s WHERE name = j->>'name'",
+      1, p, &n, err);
+  if (!rc && n == 0)
+    rc = st_fail(err, ST_ENOENT, "profile \"%s\" not found", a->name);
+  return rc;
+}
+
+int st_export_profile_update(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                             st_error_t *err) {
+  return write_profile(pool, tenant, p, update_tx, err);
 }
