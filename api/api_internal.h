@@ -92,6 +92,7 @@ struct st_api_s {
   size_t spec_len;
   char spec_etag[72];
   char *spec_version;
+  struct st__export_api_s *exports; /* routes_export.c; NULL without pg_url */
 };
 
 typedef struct st__hdr_s {

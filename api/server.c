@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "api_internal.h"
+#include "routes_export.h"
 #include "stella/log.h"
 #include "stella/mem.h"
 
@@ -424,6 +425,7 @@ void st_api_free(st_api_t *api) {
     st__sse_shutdown(api);
     MHD_stop_daemon(api->daemon);
   }
+  st__export_routes_free(api->exports);
   st__router_release(&api->router);
   st_jwt_keys_free(api->keys);
   st__quota_free(api->quota);
@@ -442,7 +444,7 @@ int st_api_start(const st_config_t *cfg, st_api_t **out, st_error_t *err) {
   if ((rc = st_api_new(&api, cfg, err)))
     return rc;
   /* service modules add their route tables here (st_api_add_routes) */
-  if ((rc = st_api_listen(api, err))) {
+  if ((rc = st__export_routes(api, cfg, &api->exports, err)) || (rc = st_api_listen(api, err))) {
     st_api_free(api);
     return rc;
   }

@@ -44,7 +44,7 @@ static int profile_create(st_db_pool_t *pool, const char *tenant, json_t *j) {
 
   st_export_profile_init(&p);
   if (st_export_profile_from_json(j, &p, &err) ||
-      st_export_profile_create(pool, tenant, &p, &err))
+      st_export_profile_create(pool, tenant, &p, NULL, &err))
     rc = fail(&err);
   else
     printf("created profile %s (%s)\n", p.name, p.kind);
@@ -105,7 +105,7 @@ static int profile(int argc, char **argv, st_db_pool_t *pool, const char *tenant
         rc = fail(&err);
       else
         rc = print_json(j);
-    } else if (st_export_profile_delete(pool, tenant, argv[2], &err)) {
+    } else if (st_export_profile_delete(pool, tenant, argv[2], NULL, &err)) {
       rc = fail(&err);
     } else {
       printf("deleted profile %s\n", argv[2]);

@@ -96,7 +96,7 @@ static void make_profile(const char *json) {
   json_t *j = json_loads(json, 0, &jerr);
   st_export_profile_init(&p);
   assert_non_null(j);
-  if (st_export_profile_from_json(j, &p, &err) || st_export_profile_create(pool, ta, &p, &err))
+  if (st_export_profile_from_json(j, &p, &err) || st_export_profile_create(pool, ta, &p, NULL, &err))
     fail_msg("profile: %s", st_error_text(&err));
   st_export_profile_release(&p);
   json_decref(j);
@@ -109,7 +109,7 @@ static int start(const char *tenant, const char *profile, int max_active, char *
   st_export_profile_init(&p);
   rc = st_export_profile_get(pool, ta, profile, &p, err);
   if (!rc)
-    rc = st_export_run_start(pool, tenant, &p, NULL, max_active, run_id, err);
+    rc = st_export_run_start(pool, tenant, &p, NULL, max_active, NULL, run_id, err);
   st_export_profile_release(&p);
   return rc;
 }
@@ -125,7 +125,7 @@ static void on_progress(void *ud, double f, const char *note) {
   (void)f;
   (void)note;
   if (c && ++c->calls == c->at)
-    assert_int_equal(st_export_run_cancel(pool, ta, c->run_id, &err), 0);
+    assert_int_equal(st_export_run_cancel(pool, ta, c->run_id, NULL, &err), 0);
 }
 
 static int run_export(const char *run_id, cancel_at_t *c, st_error_t *err) {
@@ -244,7 +244,7 @@ static void raw_deterministic_verified_and_evented(void **state) {
                            "':%'", r1), 3);
   /* another tenant sees nothing and cannot cancel */
   assert_int_equal(st_export_run_get(pool, tb, r1, &ev, &err), ST_ENOENT);
-  assert_int_equal(st_export_run_cancel(pool, tb, r1, &err), ST_ENOENT);
+  assert_int_equal(st_export_run_cancel(pool, tb, r1, NULL, &err), ST_ENOENT);
   assert_int_equal(count_dir(work), 0);
   json_decref(run1);
   json_decref(run2);
@@ -329,7 +329,7 @@ static void cancel_leaves_nothing(void **state) {
   assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE event_id = 'export:' || $1 || "
                            "':cancelled'", r), 1);
   /* a cancelled run cannot be cancelled again, nor re-run */
-  assert_int_equal(st_export_run_cancel(pool, ta, r, &err), ST_ECONFLICT);
+  assert_int_equal(st_export_run_cancel(pool, ta, r, NULL, &err), ST_ECONFLICT);
   assert_non_null(strstr(err.msg, "is cancelled"));
   assert_int_equal(run_export(r, NULL, &err), ST_ECANCELED);
 }
@@ -345,7 +345,7 @@ static void ledger_change_fails_with_nothing_stored(void **state) {
   make_profile("{\"name\":\"chg\",\"kind\":\"json:raw\",\"project\":\"p3\"}");
   st_export_profile_init(&p);
   assert_int_equal(st_export_profile_get(pool, ta, "chg", &p, &err), 0);
-  assert_int_equal(st_export_run_start(pool, ta, &p, NULL, 4, r, &err), 0);
+  assert_int_equal(st_export_run_start(pool, ta, &p, NULL, 4, NULL, r, &err), 0);
   assert_int_equal(st_export_plan_build(pool, ta, &p, &plan, &err), 0);
   assert_int_equal(st_export_plan_record(pool, ta, r, &plan, &err), 0);
   load_file(ta, "osv/STELLA-CRATES-0005.json");
@@ -372,10 +372,10 @@ static void single_flight_and_tenant_limit(void **state) {
   assert_int_equal(start(ta, "multi", 2, r2, &err), 0);
   assert_int_equal(start(ta, "multi", 2, r3, &err), ST_ECONFLICT);
   assert_non_null(strstr(err.msg, "limit 2"));
-  assert_int_equal(st_export_run_cancel(pool, ta, r1, &err), 0);
-  assert_int_equal(st_export_run_cancel(pool, ta, r2, &err), 0);
+  assert_int_equal(st_export_run_cancel(pool, ta, r1, NULL, &err), 0);
+  assert_int_equal(st_export_run_cancel(pool, ta, r2, NULL, &err), 0);
   /* a run id that is not a UUID is simply not found */
-  assert_int_equal(st_export_run_cancel(pool, ta, "x'; DROP TABLE export_runs; --", &err),
+  assert_int_equal(st_export_run_cancel(pool, ta, "x'; DROP TABLE export_runs; --", NULL, &err),
                    ST_ENOENT);
 }
 

@@ -35,6 +35,14 @@
 #include "stella/err.h"
 #include "stella/ledger.h"
 
+/* A step run inside a mutation's transaction after the change (the API writes its audit
+ * row there: same transaction as the effect); a failure rolls the change back. NULL = none.
+ * The transaction may be retried (db.h), so fn may run more than once. */
+typedef struct st_export_hook_s {
+  int (*fn)(PGconn *c, void *arg, st_error_t *err);
+  void *arg;
+} st_export_hook_t;
+
 /* ---- Profiles ---- */
 
 typedef struct st_export_profile_s {
@@ -63,7 +71,7 @@ int st_export_profile_to_json(const st_export_profile_t *p, json_t **out, st_err
 
 /* Insert (ST_EEXIST if the name is taken; source_tenants may not name `tenant`). */
 int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                             st_error_t *err) ST_MUST_CHECK;
+                             const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
 /* Read one (ST_ENOENT). out must be initialised. */
 int st_export_profile_get(st_db_pool_t *pool, const char *tenant, const char *name,
                           st_export_profile_t *out, st_error_t *err) ST_MUST_CHECK;
@@ -72,7 +80,7 @@ int st_export_profile_list(st_db_pool_t *pool, const char *tenant, json_t **out,
                            st_error_t *err) ST_MUST_CHECK;
 /* Delete (ST_ENOENT; ST_ECONFLICT while a run of it is active). */
 int st_export_profile_delete(st_db_pool_t *pool, const char *tenant, const char *name,
-                             st_error_t *err) ST_MUST_CHECK;
+                             const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
 
 /* ---- Filters ---- */
 
@@ -157,7 +165,7 @@ int st_export_plan_record(st_db_pool_t *pool, const char *tenant, const char *ru
  * max_active (> 0) runs requested, planning or running (counted under a per-tenant
  * transaction lock, so concurrent creates cannot both pass). */
 int st_export_run_start(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                        const char *idempotency_key, int max_active,
+                        const char *idempotency_key, int max_active, const st_export_hook_t *hook,
                         char run_id[ST_EXPORT_RUN_ID_LEN + 1], st_error_t *err) ST_MUST_CHECK;
 /* Move to `state` (running, failed, cancelled, distributed), with error text for failed.
  * Moving to the state it already has is a no-op (a re-run job). */
@@ -200,7 +208,7 @@ int st_export_run_list(st_db_pool_t *pool, const char *tenant, const char *profi
                        json_t **out, st_error_t *err) ST_MUST_CHECK;
 /* Cancel a requested, planning or running run; ST_ECONFLICT naming the state otherwise. */
 int st_export_run_cancel(st_db_pool_t *pool, const char *tenant, const char *run_id,
-                         st_error_t *err) ST_MUST_CHECK;
+                         const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
 /* Events with seq > after, in order, at most max: [{seq, type, state, data}]; *terminal
  * (may be NULL) is set when the run is in a final state and nothing newer exists. */
 int st_export_run_events(st_db_pool_t *pool, const char *tenant, const char *run_id,
@@ -208,7 +216,7 @@ int st_export_run_events(st_db_pool_t *pool, const char *tenant, const char *run
                          st_error_t *err) ST_MUST_CHECK;
 /* Replace a profile's settings (name kept; ST_ENOENT). */
 int st_export_profile_update(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                             st_error_t *err) ST_MUST_CHECK;
+                             const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
 /* Whether s is a run id (a lower- or upper-case UUID). */
 int st_export_run_id_valid(const char *s);
 

@@ -269,6 +269,7 @@ typedef struct run_arg_s {
   const st_export_plan_t *plan;
   char *out;
   int max_active; /* > 0: per-tenant limit on active runs */
+  const st_export_hook_t *hook;
 } run_arg_t;
 
 /* The per-tenant limit, counted under a transaction lock on the tenant. */
@@ -328,21 +329,23 @@ static int run_create_tx(PGconn *c, void *arg, st_error_t *err) {
   if (!rc)
     snprintf(a->out, ST_EXPORT_RUN_ID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
   PQclear(res);
+  if (!rc && a->hook && a->hook->fn)
+    rc = a->hook->fn(c, a->hook->arg, err);
   return rc;
 }
 
 int st_export_run_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
                          const char *idempotency_key, char run_id[ST_EXPORT_RUN_ID_LEN + 1],
                          st_error_t *err) {
-  return st_export_run_start(pool, tenant, p, idempotency_key, 0, run_id, err);
+  return st_export_run_start(pool, tenant, p, idempotency_key, 0, NULL, run_id, err);
 }
 
 int st_export_run_start(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                        const char *idempotency_key, int max_active,
+                        const char *idempotency_key, int max_active, const st_export_hook_t *hook,
                         char run_id[ST_EXPORT_RUN_ID_LEN + 1], st_error_t *err) {
   json_t *j = NULL;
   st_buf_t text = ST_BUF_INIT;
-  run_arg_t a = {p, NULL, idempotency_key, NULL, NULL, run_id, max_active};
+  run_arg_t a = {p, NULL, idempotency_key, NULL, NULL, run_id, max_active, hook};
   int rc;
 
   run_id[0] = '\0';
@@ -426,6 +429,6 @@ done:
 
 int st_export_plan_record(st_db_pool_t *pool, const char *tenant, const char *run_id,
                           const st_export_plan_t *plan, st_error_t *err) {
-  run_arg_t a = {NULL, NULL, NULL, run_id, plan, NULL, 0};
+  run_arg_t a = {NULL, NULL, NULL, run_id, plan, NULL, 0, NULL};
   return st_db_tenant_tx(pool, tenant, record_tx, &a, err);
 }

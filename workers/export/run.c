@@ -38,7 +38,8 @@ typedef struct upd_s {
   const char *what;
   json_t *out;
   long long after;
-  int max, terminal;
+  int max;
+  const st_export_hook_t *hook;
 } upd_t;
 
 /* The run's state, for a refusal's message. */
@@ -66,8 +67,10 @@ static int update_tx(PGconn *c, void *arg, st_error_t *err) {
 
   for (int i = 0; i < a->n && i < 7; i++)
     p[i + 1] = a->params[i];
-  if ((rc = st_db_exec_count(c, a->sql, a->n + 1, p, &n, err)) || n)
+  if ((rc = st_db_exec_count(c, a->sql, a->n + 1, p, &n, err)))
     return rc;
+  if (n)
+    return a->hook && a->hook->fn ? a->hook->fn(c, a->hook->arg, err) : 0;
   if ((rc = state_of(c, a->run_id, state, sizeof(state), err)))
     return rc;
   return st_fail(err, ST_ECONFLICT, "export run %s is %s: cannot %s", a->run_id, state, a->what);
@@ -92,7 +95,7 @@ int st_export_run_set_state(st_db_pool_t *pool, const char *tenant, const char *
              "'running'), ('planning', 'failed'), ('planning', 'cancelled'), ('running', "
              "'built'), ('running', 'failed'), ('running', 'cancelled'), ('built', "
              "'distributed'), ('built', 'failed')))",
-             what, NULL, 0, 0, 0};
+             what, NULL, 0, 0, NULL};
   snprintf(what, sizeof(what), "move to %s", state);
   return run_update(pool, tenant, &a, err);
 }
@@ -104,7 +107,7 @@ int st_export_run_progress(st_db_pool_t *pool, const char *tenant, const char *r
   upd_t a = {run_id, p, 2,
              "UPDATE export_runs SET progress = $2::real, progress_note = $3 WHERE run_id = "
              "$1::uuid AND state = 'running'",
-             "report progress", NULL, 0, 0, 0};
+             "report progress", NULL, 0, 0, NULL};
   if (!(fraction >= 0))
     fraction = 0;
   snprintf(v, sizeof(v), "%.3f", fraction > 1 ? 1.0 : floor(fraction * 1000) / 1000);
@@ -122,7 +125,7 @@ int st_export_run_built(st_db_pool_t *pool, const char *tenant, const char *run_
              "bundle_id = $2, manifest_digest = $3, artifact_key = $4, manifest_key = $5, "
              "artifact_sha256 = $6, artifact_size = $7::bigint, counts = $8::jsonb "
              "WHERE run_id = $1::uuid AND state = 'running'",
-             "record the built artifact", NULL, 0, 0, 0};
+             "record the built artifact", NULL, 0, 0, NULL};
   int rc;
 
   snprintf(size, sizeof(size), "%lld", art->size);
@@ -135,11 +138,11 @@ int st_export_run_built(st_db_pool_t *pool, const char *tenant, const char *run_
 }
 
 int st_export_run_cancel(st_db_pool_t *pool, const char *tenant, const char *run_id,
-                         st_error_t *err) {
+                         const st_export_hook_t *hook, st_error_t *err) {
   upd_t a = {run_id, NULL, 0,
              "UPDATE export_runs SET state = 'cancelled', progress_note = NULL WHERE run_id = "
              "$1::uuid AND state IN ('requested', 'planning', 'running')",
-             "cancel it", NULL, 0, 0, 0};
+             "cancel it", NULL, 0, 0, hook};
   return run_update(pool, tenant, &a, err);
 }
 
@@ -150,7 +153,7 @@ static int state_tx(PGconn *c, void *arg, st_error_t *err) {
 
 int st_export_run_state(st_db_pool_t *pool, const char *tenant, const char *run_id,
                         char *state, size_t cap, st_error_t *err) {
-  upd_t a = {run_id, NULL, 0, NULL, state, NULL, 0, (int)cap, 0};
+  upd_t a = {run_id, NULL, 0, NULL, state, NULL, 0, (int)cap, NULL};
   if (!st_export_run_id_valid(run_id))
     return st_fail(err, ST_ENOENT, "export run not found");
   return st_db_tenant_txf(pool, tenant, ST_DB_TX_READ_ONLY, state_tx, &a, err);
@@ -219,7 +222,7 @@ int st_export_run_list(st_db_pool_t *pool, const char *tenant, const char *profi
              "SELECT coalesce(jsonb_agg(j ORDER BY c DESC, id DESC), '[]')::text FROM (SELECT "
              RUN_JSON " AS j, created_at AS c, run_id AS id FROM export_runs WHERE $1::text IS "
              "NULL AND ($2::text IS NULL OR profile_name = $2) ORDER BY created_at DESC, run_id DESC LIMIT $3::int) s",
-             "list", NULL, 0, 0, 0};
+             "list", NULL, 0, 0, NULL};
   snprintf(lim, sizeof(lim), "%d", limit < 1 ? 1 : limit > 500 ? 500 : limit);
   return read_json(pool, tenant, &a, out, err);
 }
@@ -236,7 +239,7 @@ int st_export_run_events(st_db_pool_t *pool, const char *tenant, const char *run
              "LIMIT $3::int) e)::text, CASE WHEN r.state IN ('distributed', 'failed', "
              "'cancelled') THEN r.event_seq ELSE -1 END FROM export_runs r WHERE r.run_id = "
              "$1::uuid",
-             "events", NULL, 0, 0, 0};
+             "events", NULL, 0, 0, NULL};
   int rc;
 
   *out = NULL;
@@ -264,6 +267,6 @@ int st_export_run_distributed(st_db_pool_t *pool, const char *tenant, const char
              "WHERE run_id = $1::uuid AND state IN ('built', 'distributed') ON CONFLICT DO "
              "NOTHING) UPDATE export_runs SET state = 'distributed' WHERE run_id = $1::uuid AND "
              "state IN ('built', 'distributed')",
-             "record its distribution", NULL, 0, 0, 0};
+             "record its distribution", NULL, 0, 0, NULL};
   return run_update(pool, tenant, &a, err);
 }
