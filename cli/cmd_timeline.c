@@ -204,7 +204,10 @@ static int settle(redisContext *rc, const opts_t *o, const st_events_batch_t *b,
   return r;
 }
 
-static int do_ingest(st_db_pool_t *pool, const st_config_t *cfg, opts_t *o) {
+/* Reads before connecting to Postgres: with the database down the batch stays pending in
+ * the group (delivered, unacked) and the next run re-reads it. */
+static int do_ingest(const st_config_t *cfg, opts_t *o) {
+  st_db_pool_t *pool = NULL;
   redisContext *rc = NULL;
   st_events_batch_t b = {0};
   st_tl_raw_t *raw = NULL;
@@ -229,6 +232,8 @@ static int do_ingest(st_db_pool_t *pool, const st_config_t *cfg, opts_t *o) {
     goto fail;
   if (!b.n && st_events_read(rc, o->stream, o->group, o->consumer, (size_t)o->count,
                              o->block_ms, 0, &b, &err))
+    goto fail;
+  if (b.n && st_db_pool_new(st_config_str(cfg, "pg_url"), 1, &pool, &err))
     goto fail;
   if (b.n) {
     if (!(raw = st_calloc(b.n, sizeof(*raw))) || !(res = st_calloc(b.n, sizeof(*res)))) {
@@ -269,6 +274,7 @@ done:
   st_events_batch_release(&b);
   if (rc)
     redisFree(rc);
+  st_db_pool_free(pool);
   return ret;
 }
 
@@ -293,6 +299,10 @@ int st_cmd_timeline(int argc, char **argv) {
     rc = st_cli_usage("timeline: pg_url is not set (config file or STELLA_PG_URL)");
     goto done;
   }
+  if (!strcmp(sub, "ingest")) {
+    rc = do_ingest(cfg, &o);
+    goto done;
+  }
   if (st_db_pool_new(st_config_str(cfg, "pg_url"), 1, &pool, &err)) {
     rc = fail(&err);
     goto done;
@@ -303,8 +313,6 @@ int st_cmd_timeline(int argc, char **argv) {
     rc = do_get(pool, &o);
   else if (!strcmp(sub, "evidence"))
     rc = do_evidence(pool, &o);
-  else if (!strcmp(sub, "ingest"))
-    rc = do_ingest(pool, cfg, &o);
   else
     rc = st_cli_usage("timeline: unknown subcommand '%s' (query, get, evidence, ingest)", sub);
 done:
