@@ -46,14 +46,16 @@ CREATE INDEX timeline_events_correlation ON timeline_events
 SELECT stella_protect_tenant_table('timeline_events');
 GRANT SELECT, INSERT ON timeline_events TO stella_app;
 
--- The event's payload, kept apart so list queries never read it.
+-- The event's payload, kept apart so list queries never read it. No foreign key to
+-- timeline_events: rows here are written only by the ingester's one statement, joined to
+-- the event rows that statement inserted, so they cannot dangle; an FK would add a lookup
+-- per row (its cached plan degenerates to a sequential scan on a young table) and would
+-- have to span partitions later (docs/timeline.md). Retention deletes from all three.
 CREATE TABLE timeline_event_details (
   tenant_id text NOT NULL CHECK (tenant_id ~ '^[A-Za-z0-9._-]{1,64}$'),
   event_id text NOT NULL,
   payload jsonb NOT NULL DEFAULT '{}',
-  PRIMARY KEY (tenant_id, event_id),
-  FOREIGN KEY (tenant_id, event_id) REFERENCES timeline_events (tenant_id, event_id)
-    ON DELETE CASCADE
+  PRIMARY KEY (tenant_id, event_id)
 );
 SELECT stella_protect_tenant_table('timeline_event_details');
 GRANT SELECT, INSERT ON timeline_event_details TO stella_app;
@@ -67,9 +69,7 @@ CREATE TABLE timeline_event_digests (
   digest text NOT NULL CHECK (length(digest) BETWEEN 1 AND 135),
   bundle_id text CHECK (length(bundle_id) BETWEEN 1 AND 128),
   manifest_ref text CHECK (length(manifest_ref) BETWEEN 1 AND 512),
-  PRIMARY KEY (tenant_id, event_id, digest),
-  FOREIGN KEY (tenant_id, event_id) REFERENCES timeline_events (tenant_id, event_id)
-    ON DELETE CASCADE
+  PRIMARY KEY (tenant_id, event_id, digest)
 );
 CREATE INDEX timeline_event_digests_digest ON timeline_event_digests (tenant_id, digest);
 SELECT stella_protect_tenant_table('timeline_event_digests');
