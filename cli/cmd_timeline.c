@@ -6,6 +6,7 @@
  *   get      --tenant T ID [--json]
  *   evidence --tenant T ID [--json]
  *   ingest   --once [--count N] [--block MS] [--consumer NAME] [--group G] [--stream S]
+ *   validate FILE   decode FILE (JSON or msgpack envelope) as an event: "ok" or the error
  *
  * Reads run directly against Postgres (pg_url) as the tenant (RLS); cursors need
  * timeline_cursor_key. `ingest --once` reads one batch from the events stream (this
@@ -20,6 +21,7 @@
 
 #include "cli.h"
 #include "events_source.h"
+#include "stella/buf.h"
 #include "stella/config.h"
 #include "stella/db.h"
 #include "stella/mem.h"
@@ -278,6 +280,37 @@ done:
   return ret;
 }
 
+static int do_validate(const char *path) {
+  st_buf_t body = ST_BUF_INIT;
+  st_tl_event_t ev;
+  st_error_t err = ST_ERROR_INIT;
+  char chunk[4096];
+  size_t got;
+  int rc = ST_EXIT_OK, big = 0;
+  FILE *f = fopen(path, "rb");
+
+  if (!f)
+    return st_cli_usage("timeline validate: cannot open %s", path);
+  st_buf_init(&body, ST_TL_EVENT_MAX_BYTES + 1);
+  while (!big && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    big = st_buf_add(&body, chunk, got) != 0;
+  fclose(f);
+  st_tl_raw_t raw = {"file", 0, 0, body.data, body.len, NULL, NULL, NULL};
+  st_tl_event_init(&ev);
+  if (big) {
+    printf("invalid: event: body exceeds %zu bytes\n", ST_TL_EVENT_MAX_BYTES);
+    rc = ST_EXIT_FAIL;
+  } else if (st_tl_event_decode(&raw, &ev, &err)) {
+    printf("invalid: %s\n", st_error_text(&err));
+    rc = ST_EXIT_FAIL;
+  } else {
+    printf("ok: %s %s %s\n", ev.tenant, ev.event_id, ev.type);
+  }
+  st_tl_event_release(&ev);
+  st_buf_release(&body);
+  return rc;
+}
+
 int st_cmd_timeline(int argc, char **argv) {
   opts_t o = {0};
   st_config_t *cfg = NULL;
@@ -289,6 +322,8 @@ int st_cmd_timeline(int argc, char **argv) {
   o.consumer = "stella-cli", o.group = "timeline", o.stream = ST_EVENTS_STREAM;
   if (parse_opts(argc, argv, &o))
     return st_cli_usage("usage: stella timeline query|get|evidence|ingest ... (see docs/timeline.md)");
+  if (!strcmp(sub, "validate"))
+    return o.id ? do_validate(o.id) : st_cli_usage("usage: stella timeline validate FILE");
   if (strcmp(sub, "ingest") && (!o.tenant || ((!strcmp(sub, "get") ||
                                                !strcmp(sub, "evidence")) && !o.id)))
     return st_cli_usage("timeline %s: --tenant%s required", sub,

@@ -93,7 +93,7 @@ static int query(st_db_pool_t *pool, const char *tenant, int n) {
   static const char *names[] = {"type+time",  "time range", "subject", "trace",
                                 "actor+time", "digest",     "page 2 (cursor)"};
   double *lat = calloc((size_t)n, sizeof(double));
-  char a[64], b[64], s[64];
+  char a[64], b[64], s[96];
   st_error_t err = ST_ERROR_INIT;
 
   srand(42);
