@@ -27,6 +27,7 @@
 #include "stella/mem.h"
 #include "timeline/timeline_query.h"
 #include "timeline/timeline_worker.h"
+#include "transport.h"
 
 typedef struct opts_s {
   const char *config, *tenant, *cursor, *id;
@@ -197,7 +198,7 @@ static int settle(redisContext *rc, const opts_t *o, const st_events_batch_t *b,
     if (res[i].outcome == ST_TL_STORED || res[i].outcome == ST_TL_DUPLICATE)
       ids[nack++] = b->entries[i].id;
     else if (res[i].outcome == ST_TL_POISON)
-      r = st_events_dead_letter(rc, ST_EVENTS_DLQ, o->stream, o->group, &b->entries[i],
+      r = st_events_dead_letter(rc, ST_DLQ_STREAM, o->stream, o->group, &b->entries[i],
                                 res[i].reason ? res[i].reason : "poison", err);
   }
   if (!r)
@@ -284,23 +285,14 @@ static int do_validate(const char *path) {
   st_buf_t body = ST_BUF_INIT;
   st_tl_event_t ev;
   st_error_t err = ST_ERROR_INIT;
-  char chunk[4096];
-  size_t got;
-  int rc = ST_EXIT_OK, big = 0;
-  FILE *f = fopen(path, "rb");
+  int rc = ST_EXIT_OK;
 
-  if (!f)
-    return st_cli_usage("timeline validate: cannot open %s", path);
-  st_buf_init(&body, ST_TL_EVENT_MAX_BYTES + 1);
-  while (!big && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    big = st_buf_add(&body, chunk, got) != 0;
-  fclose(f);
+  /* One byte over the cap still reads, so decoding reports the size, not the reader. */
+  if (st_cli_read_file(path, ST_TL_EVENT_MAX_BYTES + 1, &body))
+    return ST_EXIT_USAGE;
   st_tl_raw_t raw = {"file", 0, 0, body.data, body.len, NULL, NULL, NULL};
   st_tl_event_init(&ev);
-  if (big) {
-    printf("invalid: event: body exceeds %zu bytes\n", ST_TL_EVENT_MAX_BYTES);
-    rc = ST_EXIT_FAIL;
-  } else if (st_tl_event_decode(&raw, &ev, &err)) {
+  if (st_tl_event_decode(&raw, &ev, &err)) {
     printf("invalid: %s\n", st_error_text(&err));
     rc = ST_EXIT_FAIL;
   } else {

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include "stella/mem.h"
+#include "transport.h"
 
 static void entry_release(st_events_entry_t *e) {
   st_free(e->id);
@@ -115,36 +116,30 @@ static int reply_check(redisContext *c, redisReply *r, const char *what, st_erro
 
 int st_events_connect(const char *url, redisContext **out, st_error_t *err) {
   struct timeval tv = {5, 0};
-  const char *hp = url, *colon;
-  char host[256];
-  long port = 6379;
-  size_t hl;
-  redisContext *c;
+  char *host = NULL;
+  int port, db, rc = 0;
+  redisContext *c = NULL;
+  redisReply *r = NULL;
 
   *out = NULL;
-  if (!strncmp(hp, "redis://", 8))
-    hp += 8;
-  colon = strrchr(hp, ':');
-  hl = colon ? (size_t)(colon - hp) : strcspn(hp, "/");
-  if (colon) {
-    char *end;
-    port = strtol(colon + 1, &end, 10);
-    if (port < 1 || port > 65535 || (*end && *end != '/'))
-      return st_fail(err, ST_EINVAL, "redis url: bad port in %s", url);
-  }
-  if (hl == 0 || hl >= sizeof(host))
-    return st_fail(err, ST_EINVAL, "redis url: bad host in %s", url);
-  memcpy(host, hp, hl);
-  host[hl] = '\0';
-  c = redisConnectWithTimeout(host, (int)port, tv);
-  if (!c || c->err) {
-    int rc = st_fail(err, ST_EREDIS, "redis %s: %s", url, c ? c->errstr : "out of memory");
-    if (c)
-      redisFree(c);
+  if ((rc = st_redis_url_parse(url, &host, &port, &db, err)))
     return rc;
+  c = redisConnectWithTimeout(host, port, tv);
+  if (!c || c->err) {
+    rc = st_fail(err, ST_EREDIS, "redis %s: %s", url, c ? c->errstr : "out of memory");
+    goto done;
   }
+  if (db && (rc = reply_check(c, r = redisCommand(c, "SELECT %d", db), "SELECT", err)))
+    goto done;
   *out = c;
-  return 0;
+  c = NULL;
+done:
+  if (r)
+    freeReplyObject(r);
+  if (c)
+    redisFree(c);
+  st_free(host);
+  return rc;
 }
 
 int st_events_group_create(redisContext *c, const char *stream, const char *group,
@@ -208,12 +203,21 @@ int st_events_dead_letter(redisContext *c, const char *dlq, const char *stream,
   redisReply *r = NULL;
   int rc = 0;
 
-  redisAppendCommand(c, "MULTI");
+  const char *argv[16] = {"XADD", dlq, "*", "reason", reason, "class", "permanent",
+                          "stream", stream, "entry_id", e->id};
+  size_t lens[16];
+  int n = 11;
+
+  if (e->type)
+    argv[n++] = "type", argv[n++] = e->type;
+  if (e->tenant)
+    argv[n++] = "tenant", argv[n++] = e->tenant;
   if (e->event)
-    redisAppendCommand(c, "XADD %s * stream %s id %s reason %s event %b", dlq, stream, e->id,
-                       reason, e->event, e->event_len);
-  else
-    redisAppendCommand(c, "XADD %s * stream %s id %s reason %s", dlq, stream, e->id, reason);
+    argv[n++] = "event", argv[n++] = e->event;
+  for (int i = 0; i < n; i++)
+    lens[i] = argv[i] == e->event ? e->event_len : strlen(argv[i]);
+  redisAppendCommand(c, "MULTI");
+  redisAppendCommandArgv(c, n, argv, lens);
   redisAppendCommand(c, "XACK %s %s %s", stream, group, e->id);
   redisAppendCommand(c, "EXEC");
   for (int i = 0; i < 4; i++) {

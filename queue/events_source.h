@@ -8,21 +8,22 @@
  * group create, read, ack, dead-letter) use blocking hiredis: worker threads and the CLI
  * (`stella timeline ingest --once`) only, never the libuv loop.
  *
- * Dead-lettering: the entry is copied to the DLQ stream with its source stream, id and the
- * reason, and acknowledged, in one MULTI/EXEC, so it is never both lost and acked.
+ * Dead-lettering: the entry is copied to the DLQ stream (ST_DLQ_STREAM, with the job
+ * transport's field names: reason, class, stream, entry_id, type, tenant, plus event) and
+ * acknowledged in one MULTI/EXEC, so it is never acked without its copy. Entries are not
+ * XDELed: other consumer groups may still read the events stream.
  *
  * Errors: ST_EREDIS (server or connection; transient), ST_EPARSE (reply shape), ST_EINVAL.
  */
 #ifndef STELLA_QUEUE_EVENTS_SOURCE_H
 #define STELLA_QUEUE_EVENTS_SOURCE_H
 
-#include <hiredis.h>
+#include <hiredis/hiredis.h>
 #include <stddef.h>
 
 #include "stella/err.h"
 
 #define ST_EVENTS_STREAM "stella:events"
-#define ST_EVENTS_DLQ "stella:dlq"
 #define ST_EVENTS_FIELD_MAX ((size_t)1 << 20) /* bytes of one field value kept */
 
 typedef struct st_events_entry_s {
@@ -45,7 +46,8 @@ int st_events_parse(const redisReply *reply, st_events_batch_t *out, st_error_t 
     ST_MUST_CHECK;
 void st_events_batch_release(st_events_batch_t *b);
 
-/* Connect to "redis://host:port" (blocking, 5 s connect timeout). Free with redisFree. */
+/* Connect to "redis://host[:port][/db]" (blocking, 5 s connect timeout). Free with
+ * redisFree. */
 int st_events_connect(const char *url, redisContext **out, st_error_t *err) ST_MUST_CHECK;
 /* XGROUP CREATE stream group 0 MKSTREAM; an existing group is fine. */
 int st_events_group_create(redisContext *c, const char *stream, const char *group,
@@ -58,7 +60,8 @@ int st_events_read(redisContext *c, const char *stream, const char *group,
 /* XACK the given ids (n >= 1). */
 int st_events_ack(redisContext *c, const char *stream, const char *group,
                   const char *const *ids, size_t n, st_error_t *err) ST_MUST_CHECK;
-/* MULTI; XADD dlq * stream <stream> id <id> reason <reason> [event <bytes>]; XACK; EXEC. */
+/* MULTI; XADD dlq * reason .. class permanent stream .. entry_id .. [type ..] [tenant ..]
+ * [event <bytes>]; XACK; EXEC. */
 int st_events_dead_letter(redisContext *c, const char *dlq, const char *stream,
                           const char *group, const st_events_entry_t *e, const char *reason,
                           st_error_t *err) ST_MUST_CHECK;

@@ -2,97 +2,68 @@
  *
  * Token: base64url(body) "." base64url(HMAC-SHA256(key, body)), body the compact JSON
  * {"v":1,"f":"<filter hash hex>","k":[occurred_at, source, seq, seq_minor, event_id]}.
- * The MAC is checked (constant time) before the body is parsed, so unauthenticated bytes
+ * The MAC is checked (constant time, st_sha256_equal) before the body is parsed, so unauthenticated bytes
  * never reach the JSON parser.
  */
 #include "timeline/timeline_cursor.h"
 
 #include <jansson.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <string.h>
 
+#include "stella/base64.h"
 #include "stella/buf.h"
+#include "stella/hmac.h"
 #include "stella/mem.h"
 #include "timeline/timeline_event.h"
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+/* base64url without padding, from core's strict standard encoder. */
 static int b64url_enc(st_buf_t *out, const unsigned char *p, size_t n) {
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-                 (i + 2 < n ? p[i + 2] : 0);
-    size_t k = n - i >= 3 ? 4 : n - i + 1;
-    for (size_t j = 0; j < k; j++)
-      if (st_buf_addc(out, b64[(v >> (18 - 6 * j)) & 63]))
-        return ST_ENOMEM;
-  }
+  size_t start = out->len;
+  if (st_base64_encode(out, p, n))
+    return ST_ENOMEM;
+  for (size_t i = start; i < out->len; i++)
+    out->data[i] = out->data[i] == '+' ? '-' : out->data[i] == '/' ? '_' : out->data[i];
+  while (out->len > start && out->data[out->len - 1] == '=')
+    out->data[--out->len] = '\0';
   return 0;
 }
 
+/* Only the unpadded URL-safe spelling a server issued is accepted. */
 static int b64url_dec(st_buf_t *out, const char *s, size_t n) {
-  unsigned v = 0;
-  int bits = 0;
-  if (n % 4 == 1)
+  if (n == 0 || memchr(s, '=', n) || memchr(s, '+', n) || memchr(s, '/', n))
     return ST_EPARSE;
-  for (size_t i = 0; i < n; i++) {
-    const char *c = memchr(b64, s[i], 64);
-    if (!c || !s[i])
-      return ST_EPARSE;
-    v = (v << 6) | (unsigned)(c - b64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      if (st_buf_addc(out, (char)((v >> bits) & 0xff)))
-        return ST_ENOMEM;
-    }
-  }
-  /* Leftover bits must be zero: one encoding per byte string. */
-  return (v & ((1u << bits) - 1)) ? ST_EPARSE : 0;
+  return st_base64_decode(out, s, n, NULL);
 }
 
-static int hash_field(EVP_MD_CTX *md, const char *s) {
-  unsigned char len[4] = {0};
+static int hash_field(st_sha256_t *h, const char *s) {
+  unsigned char len[4] = {0xff, 0xff, 0xff, 0xff}; /* absent differs from empty */
   size_t n = s ? strlen(s) : 0;
-  /* Absent and empty differ: absent is length 0xffffffff. */
-  if (!s)
-    memset(len, 0xff, 4);
-  else
+  if (s)
     len[0] = (unsigned char)(n >> 24), len[1] = (unsigned char)(n >> 16),
     len[2] = (unsigned char)(n >> 8), len[3] = (unsigned char)n;
-  return EVP_DigestUpdate(md, len, 4) && (!n || EVP_DigestUpdate(md, s, n));
+  return st_sha256_update(h, len, 4) || (n && st_sha256_update(h, s, n)) ? ST_ECRYPTO : 0;
 }
 
 int st__tl_filter_hash(const char *tenant, const st_tl_filter_t *f, char hex[65]) {
   const char *fields[] = {"stella.timeline.cursor/v1", tenant, f->type, f->since, f->until,
                           f->subject, f->digest, f->trace_id, f->actor, f->correlation_id};
-  unsigned char h[32];
-  unsigned hl = 0;
-  int ok;
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  uint8_t d[ST_SHA256_LEN];
+  st_sha256_t h = {0};
+  int rc = st_sha256_init(&h);
 
-  ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-  for (size_t i = 0; ok && i < sizeof(fields) / sizeof(fields[0]); i++)
-    ok = hash_field(md, fields[i]);
-  ok = ok && EVP_DigestFinal_ex(md, h, &hl);
-  EVP_MD_CTX_free(md);
-  if (!ok)
-    return ST_ECRYPTO;
-  for (int i = 0; i < 32; i++)
-    hex[2 * i] = "0123456789abcdef"[h[i] >> 4], hex[2 * i + 1] = "0123456789abcdef"[h[i] & 15];
-  hex[64] = '\0';
-  return 0;
+  for (size_t i = 0; !rc && i < sizeof(fields) / sizeof(fields[0]); i++)
+    rc = hash_field(&h, fields[i]);
+  if (!rc)
+    rc = st_sha256_final(&h, d);
+  st_sha256_release(&h);
+  if (!rc)
+    st_sha256_hex(d, hex);
+  return rc ? ST_ECRYPTO : 0;
 }
 
 static int mac(const st_tl_cursor_key_t *key, const char *body, size_t n,
-               unsigned char out[32]) {
-  unsigned len = 0;
-  return HMAC(EVP_sha256(), key->key, (int)key->len, (const unsigned char *)body, n, out,
-              &len) && len == 32
-             ? 0
-             : ST_ECRYPTO;
+               uint8_t out[ST_SHA256_LEN]) {
+  return st_hmac_sha256(key->key, key->len, body, n, out) ? ST_ECRYPTO : 0;
 }
 
 static int check_key(const st_tl_cursor_key_t *key, st_error_t *err) {
@@ -106,7 +77,7 @@ static int check_key(const st_tl_cursor_key_t *key, st_error_t *err) {
 int st__tl_cursor_encode(const st_tl_cursor_key_t *key, const char *fhash,
                          const st_tl_sortkey_t *k, char **out, st_error_t *err) {
   st_buf_t body = ST_BUF_INIT, tok = ST_BUF_INIT;
-  unsigned char m[32];
+  uint8_t m[ST_SHA256_LEN];
   int rc;
 
   if ((rc = check_key(key, err)))
@@ -140,7 +111,7 @@ int st__tl_cursor_decode(const st_tl_cursor_key_t *key, const char *fhash, const
                          st_tl_sortkey_t *k, st_error_t *err) {
   st_buf_t body = ST_BUF_INIT, sig = ST_BUF_INIT;
   const char *dot;
-  unsigned char m[32];
+  uint8_t m[ST_SHA256_LEN];
   json_t *j = NULL, *arr;
   json_error_t jerr;
   size_t n = strlen(token);
@@ -164,7 +135,7 @@ int st__tl_cursor_decode(const st_tl_cursor_key_t *key, const char *fhash, const
     rc = st_fail(err, rc, "timeline: HMAC failed");
     goto done;
   }
-  if (CRYPTO_memcmp(m, sig.data, 32)) {
+  if (!st_sha256_equal(m, (const uint8_t *)sig.data)) {
     rc = st_fail(err, ST_EVERIFY, "cursor: signature does not verify (altered or forged)");
     goto done;
   }
