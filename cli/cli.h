@@ -51,6 +51,5 @@ int st_cmd_verify(int argc, char **argv);
  * ST_EXIT_USAGE on failure. */
 struct st_db_pool_s;
 int st_cli_pool(const char *config_path, struct st_db_pool_s **out);
-int st_cmd_timeline(int argc, char **argv);
 
 #endif
