@@ -22,6 +22,7 @@ static const st_cli_cmd_t commands[] = {
     {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
     {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
     {"oci", st_cmd_oci, "OCI artifacts and layouts: artifact, push, referrers, verify"},
+    {"timeline", st_cmd_timeline, "timeline events: query, get, evidence, ingest --once"},
     {"help", cmd_help, "list commands"},
 };
 
