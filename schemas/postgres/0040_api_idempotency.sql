@@ -9,8 +9,8 @@ CREATE TABLE api_idempotency (
   tenant_id text NOT NULL CHECK (tenant_id ~ '^[A-Za-z0-9._-]{1,64}$'),
   idem_key text NOT NULL CHECK (length(idem_key) BETWEEN 1 AND 255),
   route text NOT NULL CHECK (length(route) BETWEEN 1 AND 300),
-  request_sha256 bytea NOT NULL CHECK (length(request_sha256) = 32),
-  state text NOT NULL CHECK (state IN ('in_flight', 'done')),
+  request_sha256 bytea NOT NULL, -- 32 bytes as written by the API
+  state text NOT NULL DEFAULT 'in_flight' CHECK (state IN ('in_flight', 'done')),
   status int CHECK (status BETWEEN 100 AND 599),
   content_type text,
   headers jsonb,
