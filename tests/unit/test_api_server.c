@@ -898,6 +898,7 @@ static void test_config_errors(void **state) {
   st_config_t *c = NULL;
   st_api_t *a = NULL;
   st_error_t err = ST_ERROR_INIT;
+  unsetenv("STELLA_JWT_HS256_SECRET"); /* ops/services.sh env exports a dev secret */
   assert_int_equal(st_config_load(&c, "/dev/null", &err), 0);
   assert_int_equal(st_api_new(&a, c, &err), ST_ECONFIG); /* no JWT key */
   assert_non_null(strstr(err.msg, "jwt_hs256_secret"));
