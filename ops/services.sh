@@ -4,7 +4,8 @@
 # chosen ports); nothing touches a system-wide instance or a standard port.
 #   up      start what is not running (idempotent), create the database
 #   down    stop everything and delete var/pg, var/redis
-#   env     print `export STELLA_...=` lines for the binaries and tests
+#   env     print `export STELLA_...=` lines for the binaries and tests (with a dev HS256 JWT
+#           secret made once in var/jwt.secret, mode 0600, kept by `down`)
 #   status  say what runs where
 # The TSA is a binary of this checkout (build/bin or build-ci/bin): when neither is built yet,
 # `up` says so and skips it (ops/test.sh builds first, then runs `up`). Its test CA and
@@ -190,6 +191,11 @@ down() {
   rm -rf "$PGDATA" "$REDISDIR" "$PGRUN" "$VAR/redis.pid" "$PORTS"
 }
 
+jwt_secret() {
+  [ -s "$VAR/jwt.secret" ] || (umask 077; openssl rand -hex 32 >"$VAR/jwt.secret")
+  cat "$VAR/jwt.secret"
+}
+
 print_env() {
   cat <<ENV
 export STELLA_PG_URL='postgresql://stella_app@127.0.0.1:$PG_PORT/stella'
@@ -197,6 +203,7 @@ export STELLA_PG_MAINT_URL='postgresql://stella_maint@127.0.0.1:$PG_PORT/stella'
 export STELLA_PG_ADMIN_URL='postgresql://postgres@127.0.0.1:$PG_PORT/stella'
 export STELLA_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 export STELLA_DATA_DIR='$VAR/data'
+export STELLA_JWT_HS256_SECRET='$(jwt_secret)'
 ENV
   if nats_running; then echo "export STELLA_NATS_URL='nats://127.0.0.1:$NATS_PORT'"; fi
   if tsa_running; then

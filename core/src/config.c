@@ -59,6 +59,9 @@ static const st_config_key_t keys[] = {
     {"api_rate_burst", ST_CONFIG_INT, "200", 1, 1000000, "per-tenant burst"},
     {"api_openapi_spec", ST_CONFIG_STRING, NULL, 0, 0, "OpenAPI document served"},
     {"api_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "directory for streamed uploads"},
+    {"api_idempotency_ttl_s", ST_CONFIG_INT, "86400", 60, 31536000, "keep idempotent replies"},
+    {"api_idempotency_inflight_s", ST_CONFIG_INT, "300", 1, 86400, "stale in-flight key expiry"},
+    {"api_storage_quota_bytes", ST_CONFIG_INT, "0", 0, LL_MAX, "tenant storage (0 = unlimited)"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 
