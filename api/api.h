@@ -162,6 +162,7 @@ typedef enum st_api_problem {
   ST_API_P_IDEMPOTENCY_MISMATCH, /* 422 idempotency-key-reused */
   ST_API_P_VERIFICATION_FAILED, /* 422 verification-failed */
   ST_API_P_RATE_LIMITED,        /* 429 rate-limited */
+  ST_API_P_QUOTA_EXCEEDED,      /* 429 quota-exceeded (storage) */
   ST_API_P_INTERNAL,            /* 500 internal */
   ST_API_P_UNAVAILABLE,         /* 503 unavailable */
   ST_API_P_COUNT

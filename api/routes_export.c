@@ -290,16 +290,14 @@ static int run_cancel(st_api_req_t *req, void *arg) {
 #define V "export:viewer"
 #define O "export:operator"
 
-int st__export_routes(st_api_t *api, const st_config_t *cfg, st__export_api_t **out,
-                      st_error_t *err) {
+int st__export_routes(st_api_t *api, const st_config_t *cfg, st_db_pool_t *db,
+                      st__export_api_t **out, st_error_t *err) {
   st__export_api_t *x = NULL;
-  const char *pg = st_config_str(cfg, "pg_url"), *key = st_config_str(cfg, "signing_key");
+  const char *key = st_config_str(cfg, "signing_key");
   const char *tmp = st_config_str(cfg, "export_tmp_dir");
   int rc;
 
   *out = NULL;
-  if (!pg)
-    return 0;
   if (!(x = st_calloc(1, sizeof(*x))))
     return st_fail(err, ST_ENOMEM, "export api: out of memory");
   pthread_mutex_init(&x->lock, NULL);
@@ -311,8 +309,8 @@ int st__export_routes(st_api_t *api, const st_config_t *cfg, st__export_api_t **
     rc = st_fail(err, ST_ENOMEM, "export api: out of memory");
     goto done;
   }
-  if ((rc = st_db_pool_new(pg, (int)st_config_int(cfg, "pg_pool_size"), &x->db, err)) ||
-      (rc = st_objstore_open(&x->store, cfg, err)) ||
+  x->db = db;
+  if ((rc = st_objstore_open(&x->store, cfg, err)) ||
       (key && (rc = st_signer_open(&x->signer, key, err))))
     goto done;
   {
@@ -355,7 +353,6 @@ void st__export_routes_free(st__export_api_t *x) {
   pthread_mutex_unlock(&x->lock);
   pthread_mutex_destroy(&x->lock);
   pthread_cond_destroy(&x->cond);
-  st_db_pool_free(x->db);
   st_objstore_free(x->store);
   st_signer_free(x->signer);
   st_free(x->redis_url);

@@ -5,7 +5,7 @@
  * stella_workers for it: one module owns the export tables' SQL, and the API needs the
  * workers' own payload validation anyway (POST /jobs does the same).
  *
- * State: its own Postgres pool, the object store and the trusted key (the public half of
+ * State: the API's Postgres pool (borrowed), the object store and the trusted key (the public half of
  * signing_key) for POST /exports/{id}/verify. SSE streams are fed by one detached thread
  * each; st__export_routes_free stops and waits for them before freeing the pool. */
 #ifndef STELLA_API_ROUTES_EXPORT_H
@@ -32,9 +32,9 @@ typedef struct st__export_api_s {
   int stopping;
 } st__export_api_t;
 
-/* Register the routes when pg_url is set (*out NULL otherwise). */
-int st__export_routes(st_api_t *api, const st_config_t *cfg, st__export_api_t **out,
-                      st_error_t *err) ST_MUST_CHECK;
+/* Register the routes on the API's pool (borrowed; must outlive the state). */
+int st__export_routes(st_api_t *api, const st_config_t *cfg, st_db_pool_t *db,
+                      st__export_api_t **out, st_error_t *err) ST_MUST_CHECK;
 /* After the SSE streams are closed: wait for the feeders, free everything. NULL ok. */
 void st__export_routes_free(st__export_api_t *x);
 

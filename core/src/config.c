@@ -20,6 +20,7 @@ static const st_config_key_t keys[] = {
     {"pg_pool_size", ST_CONFIG_INT, "4", 1, 256, "Postgres connections in the pool"},
     {"redis_url", ST_CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "redis://host:port"},
     {"nats_url", ST_CONFIG_STRING, NULL, 0, 0, "nats://host:port (timeline ingest)"},
+    {"timeline_cursor_key", ST_CONFIG_STRING, NULL, 0, 0, "HMAC key of timeline cursors"},
     {"roles", ST_CONFIG_STRING, "api,worker,scheduler", 0, 0, "stellad roles"},
     {"api_listen", ST_CONFIG_STRING, "127.0.0.1:8480", 0, 0, "HTTP listen address"},
     {"data_dir", ST_CONFIG_STRING, "var/data", 0, 0, "filesystem object store root"},
@@ -67,6 +68,9 @@ static const st_config_key_t keys[] = {
     {"api_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "directory for streamed uploads"},
     {"export_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "export adapters' work files (/tmp)"},
     {"export_max_active", ST_CONFIG_INT, "4", 1, 1000, "active export runs per tenant"},
+    {"api_idempotency_ttl_s", ST_CONFIG_INT, "86400", 60, 31536000, "keep idempotent replies"},
+    {"api_idempotency_inflight_s", ST_CONFIG_INT, "300", 1, 86400, "stale in-flight key expiry"},
+    {"api_storage_quota_bytes", ST_CONFIG_INT, "0", 0, LL_MAX, "tenant storage (0 = unlimited)"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 

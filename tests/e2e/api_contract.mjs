@@ -5,13 +5,15 @@
 // documented headers with schemas must be present and valid. JWTs are minted here with
 // node's own crypto (ES256 as JOSE r||s, HS256), independently of stella's code, and
 // stella-minted ES256 tokens are verified here.
-// usage: node api_contract.mjs BASE_URL SPEC_JSON ES256_PRIV_PEM ES256_PUB_PEM HS_SECRET STELLA_TOKEN
+// With a seventh argument `pg` (stellad has pg_url and redis_url) POST /jobs and GET /audit
+// are checked too: submit, idempotent replay, 422, 400, 403, audit pages and cursor misuse.
+// usage: node api_contract.mjs BASE_URL SPEC_JSON ES256_PRIV_PEM ES256_PUB_PEM HS_SECRET STELLA_TOKEN [pg]
 import { readFileSync } from 'node:fs';
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-const [base, specPath, privPath, pubPath, secret, stellaToken] = process.argv.slice(2);
+const [base, specPath, privPath, pubPath, secret, stellaToken, withPg] = process.argv.slice(2);
 const spec = JSON.parse(readFileSync(specPath, 'utf8'));
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
@@ -41,12 +43,12 @@ function operation(path, method) {
 }
 
 // Validate one real response against the operation's documented response.
-async function check(label, method, path, headers, wantStatus) {
-  const res = await fetch(base + path, { method, headers });
+async function check(label, method, path, headers, wantStatus, reqBody) {
+  const res = await fetch(base + path, { method, headers, body: reqBody });
   const text = await res.text();
   checked++;
   if (res.status !== wantStatus) return fail(`${label}: status ${res.status}, want ${wantStatus}: ${text}`);
-  const op = operation(path, method);
+  const op = operation(path.split('?')[0], method);
   if (!op) return fail(`${label}: ${method} ${path} is not in the spec`);
   const doc = op.responses[String(res.status)];
   if (!doc) return fail(`${label}: status ${res.status} is not documented for ${method} ${path}`);
@@ -120,6 +122,29 @@ await check('alg confusion', 'GET', '/whoami',
   if (!limited) fail('quota: no 429 after 40 requests');
   else await check('rate limited', 'GET', '/whoami', bearer(t), 429);
   await check('other tenant unaffected', 'GET', '/whoami', bearer(jwt('HS256', claims, secret)), 200);
+}
+
+if (withPg === 'pg') {
+  const t = jwt('HS256', { ...claims, tenant: 'contract-pg', scope: 'export:operator audit:read' }, secret);
+  const json = { 'Content-Type': 'application/json' };
+  const key = `contract-${Date.now()}`;
+  const job = JSON.stringify({ type: 'probe', payload: { sleep_ms: 1 } });
+  const first = await check('submit job', 'POST', '/jobs', { ...bearer(t), ...json, 'Idempotency-Key': key }, 202, job);
+  const again = await check('replay job', 'POST', '/jobs', { ...bearer(t), ...json, 'Idempotency-Key': key }, 202, job);
+  if (first && again && (again.text !== first.text || again.res.headers.get('idempotent-replayed') !== 'true'))
+    fail('replay: not the first reply');
+  await check('reused key', 'POST', '/jobs', { ...bearer(t), ...json, 'Idempotency-Key': key }, 422,
+    JSON.stringify({ type: 'probe' }));
+  await check('malformed json', 'POST', '/jobs', { ...bearer(t), ...json }, 400, '{"type":');
+  await check('unknown job type', 'POST', '/jobs', { ...bearer(t), ...json }, 422, '{"type":"nope"}');
+  await check('submit wrong scope', 'POST', '/jobs', { ...bearer(jwt('HS256', { ...claims, tenant: 'contract-pg' }, secret)), ...json }, 403, job);
+  const page = await check('audit page', 'GET', '/audit?action=job.submit&limit=1', bearer(t), 200);
+  if (page && page.body.items.length !== 1) fail('audit: no job.submit row');
+  if (page && page.body.next_cursor) {
+    await check('audit cursor, other filter', 'GET', `/audit?limit=1&cursor=${page.body.next_cursor}`, bearer(t), 400);
+  }
+  await check('audit bad time', 'GET', '/audit?since=yesterday', bearer(t), 400);
+  await check('audit wrong scope', 'GET', '/audit', bearer(jwt('HS256', { ...claims, tenant: 'contract-pg', scope: 'export:operator' }, secret)), 403);
 }
 
 console.log(`contract: ${checked} responses checked, ${failures} failures`);
