@@ -48,6 +48,10 @@ struct redisContext *st_cli_redis(const struct st_config_s *cfg);
 int st_cmd_token(int argc, char **argv);
 int st_cmd_bundle(int argc, char **argv);
 int st_cmd_verify(int argc, char **argv);
+/* st_cmd_verify that also fails (exit 1) unless the bundle's kind is want_kind (NULL: any). */
+int st_cli_verify_kind(int argc, char **argv, const char *want_kind);
+/* `stella export run|download|verify` (cmd_export_run.c); argv[0] is the verb. */
+int st_cli_export_api(int argc, char **argv);
 
 /* A Postgres pool on the configured pg_url (cmd_ledger.c); prints why and returns
  * ST_EXIT_USAGE on failure. */

@@ -18,7 +18,7 @@ static const st_cli_cmd_t commands[] = {
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
     {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
     {"ledger", st_cmd_ledger, "import OSV, OpenVEX and policy documents into the source ledger"},
-    {"export", st_cmd_export, "export profiles (create, list, show, delete) and plans"},
+    {"export", st_cmd_export, "export profiles, plans, runs (run --wait, download, verify)"},
     {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
     {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
     {"oci", st_cmd_oci, "OCI artifacts and layouts: artifact, push, referrers, verify"},
