@@ -1,15 +1,21 @@
 /* sink.h: the job state sink, the seam where durable job state plugs in.
  *
- * The supervisor reports every transition of a job to one sink. Today the sink is the
- * logging sink (one JSON line per transition, st_state_sink_log); the Postgres sink
- * (jobs table + lifecycle outbox row in one transaction, deduplicated on tenant and
- * job_id + attempt + state) replaces it without touching the transport.
+ * The supervisor reports every transition of a job to one sink: the logging sink (one
+ * JSON line per transition, st_state_sink_log) or the Postgres sink (st_state_sink_pg:
+ * jobs row + lifecycle outbox row in one tenant transaction, deduplicated on tenant and
+ * job_id, events on job_id + attempt + state; it logs each transition too).
  *
  * Ordering contract: for a terminal transition (succeeded, retry_scheduled,
  * dead_lettered, cancelled) record() is called, and must have committed, BEFORE the
  * supervisor acknowledges the stream entry; if it fails, the entry is not acknowledged
  * (released) and another delivery repeats the transition, so record() must be
  * idempotent. After a crash the same transition may be recorded twice.
+ *
+ * STARTED verdicts: record(STARTED) may answer ST_EEXIST (the job already reached a final
+ * state, e.g. a redelivery after its acknowledgement was lost: acknowledge it without
+ * running) or ST_ECANCELED (a cancel was requested before it ran: record it cancelled
+ * without running). Any other STARTED failure is logged and the job runs anyway (its
+ * terminal record decides).
  *
  * Threads: record() is called from supervisor worker threads, concurrently; never from
  * the libuv loop (it may block on I/O). `env` is NULL for an envelope that did not decode
@@ -23,6 +29,7 @@
 
 #include "envelope.h"
 #include "retry.h"
+#include "stella/db.h"
 #include "stella/err.h"
 
 typedef enum st_job_state {
@@ -65,5 +72,10 @@ const char *st_job_state_name(st_job_state s);
  * state, type, stream, entry_id, consumer, attempt, outcome, reason, duration_ms,
  * next_due_ms, plus the log context (tenant, job_id, trace_id). Never fails. */
 void st_state_sink_log(st_state_sink_t *out);
+
+/* The Postgres sink (sink_pg.c) on a borrowed pool that must outlive the sink. Transient
+ * database failures come back as ST_EDBRETRY (the entry is then released and redelivered);
+ * a malformed envelope (no tenant) and RELEASED are only logged. */
+void st_state_sink_pg(st_state_sink_t *out, st_db_pool_t *pool);
 
 #endif

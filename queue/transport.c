@@ -240,7 +240,9 @@ static int type_of_stream(st_transport_t *t, const char *s, size_t n) {
   return -1;
 }
 
-static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries) {
+/* counts (XAUTOCLAIM through claim_lua only): the delivery count of each entry. */
+static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries,
+                            const redisReply *counts) {
   for (size_t j = 0; j < entries->elements; j++) {
     const redisReply *e = entries->element[j];
     st_delivery_t *d;
@@ -263,6 +265,11 @@ static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries
     }
     h->next = t->held;
     t->held = h;
+    d->deliveries = 1;
+    if (counts && j < counts->elements && counts->element[j]->type == REDIS_REPLY_INTEGER &&
+        counts->element[j]->integer > 0)
+      d->deliveries = (unsigned)(counts->element[j]->integer > 1000000
+                                     ? 1000000 : counts->element[j]->integer);
     t->cbs.on_delivery(t->cbs.ud, d);
   }
 }
@@ -292,7 +299,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv) {
           s->element[0]->type != REDIS_REPLY_STRING || s->element[1]->type != REDIS_REPLY_ARRAY)
         continue;
       if ((ti = type_of_stream(t, s->element[0]->str, s->element[0]->len)) >= 0)
-        deliver_entries(t, ti, s->element[1]);
+        deliver_entries(t, ti, s->element[1], NULL);
     }
   }
   read_next(t);
@@ -371,6 +378,17 @@ typedef struct {
   unsigned count;
 } claim_t;
 
+/* XAUTOCLAIM plus each claimed entry's delivery count (XPENDING), for the crash-loop
+ * guard: {cursor, entries, counts}. */
+static const char claim_lua[] =
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], "
+    "'COUNT', ARGV[5]) "
+    "local counts = {} "
+    "for i, e in ipairs(r[2]) do "
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1) "
+    "counts[i] = (p[1] and p[1][4]) or 1 end "
+    "return {r[1], r[2], counts}";
+
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv) {
   claim_t *c = priv;
@@ -383,15 +401,16 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv) {
   t->claiming = 0;
   if (!reply)
     return;
-  if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
       reply->element[0]->type == REDIS_REPLY_STRING &&
-      reply->element[1]->type == REDIS_REPLY_ARRAY) {
+      reply->element[1]->type == REDIS_REPLY_ARRAY &&
+      reply->element[2]->type == REDIS_REPLY_ARRAY) {
     snprintf(t->types[ti].cursor, sizeof(t->types[ti].cursor), "%.*s",
              (int)reply->element[0]->len, reply->element[0]->str);
     if (reply->element[1]->elements)
       st_info("redis: reclaimed %zu entries idle past the lease from %s",
               reply->element[1]->elements, t->types[ti].stream);
-    deliver_entries(t, ti, reply->element[1]);
+    deliver_entries(t, ti, reply->element[1], reply->element[2]);
   } else if (reply->type == REDIS_REPLY_ERROR) {
     st_error("redis: XAUTOCLAIM on %s failed: %s", t->types[ti].stream, reply->str);
   }
@@ -421,9 +440,9 @@ static int claim_next(st_transport_t *t, int from) {
     snprintf(count, sizeof(count), "%u", f);
     t->types[i].reserved += f;
     t->claiming = 1;
-    if (redisAsyncCommand(t->blk.ac, claim_cb, c, "XAUTOCLAIM %s " ST_GROUP " %s %s %s COUNT %s",
-                          t->types[i].stream, t->consumer, idle, t->types[i].cursor,
-                          count) != REDIS_OK) {
+    if (redisAsyncCommand(t->blk.ac, claim_cb, c, "EVAL %s 1 %s " ST_GROUP " %s %s %s %s",
+                          claim_lua, t->types[i].stream, t->consumer, idle,
+                          t->types[i].cursor, count) != REDIS_OK) {
       t->types[i].reserved -= f;
       t->claiming = 0;
       st_free(c);
