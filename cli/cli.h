@@ -37,6 +37,7 @@ int st_cmd_ledger(int argc, char **argv);
 int st_cmd_export(int argc, char **argv);
 int st_cmd_oci(int argc, char **argv);
 int st_cmd_timeline(int argc, char **argv);
+int st_cmd_schedule(int argc, char **argv);
 
 /* A synchronous Redis connection to the configured redis_url (cmd_job.c); NULL after
  * printing why. */
@@ -51,5 +52,14 @@ int st_cmd_verify(int argc, char **argv);
  * ST_EXIT_USAGE on failure. */
 struct st_db_pool_s;
 int st_cli_pool(const char *config_path, struct st_db_pool_s **out);
+
+/* cmd_job_state.c: the `job get|watch|cancel` subcommands, and the queued jobs row `job
+ * submit` writes first (*existing: the job id already holding the idempotency key,
+ * st_free'd by the caller, or NULL; returns an ST_EXIT_* code). */
+int st_cli_job_get(int argc, char **argv);
+int st_cli_job_watch(int argc, char **argv);
+int st_cli_job_cancel(int argc, char **argv);
+int st_cli_job_record_queued(const char *tenant, const char *job_id, const char *type,
+                             const char *idem, const char *payload_json, char **existing);
 
 #endif

@@ -14,7 +14,7 @@ static const st_cli_cmd_t commands[] = {
     {"migrate", st_cmd_migrate, "apply Postgres migrations (--status lists them)"},
     {"key", st_cmd_key, "generate a signing key, print a public key's keyid"},
     {"dsse", st_cmd_dsse, "sign a file into a DSSE envelope, verify an envelope"},
-    {"job", st_cmd_job, "submit a job to its Redis stream"},
+    {"job", st_cmd_job, "submit a job; get, watch or cancel it (Postgres state)"},
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
     {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
     {"ledger", st_cmd_ledger, "import OSV, OpenVEX and policy documents into the source ledger"},
@@ -23,6 +23,7 @@ static const st_cli_cmd_t commands[] = {
     {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
     {"oci", st_cmd_oci, "OCI artifacts and layouts: artifact, push, referrers, verify"},
     {"timeline", st_cmd_timeline, "timeline events: query, get, evidence, ingest --once"},
+    {"schedule", st_cmd_schedule, "cron schedules and event triggers (add, list, rm)"},
     {"help", cmd_help, "list commands"},
 };
 
