@@ -12,7 +12,8 @@
  *
  * A job whose idempotency key another job id of the tenant already holds is recorded
  * without the key (its own job_id is still unique); the log says so.
- * Every transition is also logged through the logging sink (one JSON line each). */
+ * Every transition is also logged through the logging sink (one JSON line each) once it
+ * is committed; a failed one is logged by the supervisor instead. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,9 +204,8 @@ static int pg_record(void *ud, const st_job_transition_t *t, st_error_t *err) {
   int rc = 0;
 
   st_state_sink_log(&log);
-  (void)log.record(log.ud, t, err);
   if (!t->env || t->state == ST_STATE_RELEASED)
-    return 0; /* no tenant to record it under / nothing changed */
+    return log.record(log.ud, t, err); /* no tenant to record it under / nothing changed */
   r.t = t;
   snprintf(r.attempt, sizeof(r.attempt), "%u", t->env->attempt);
   switch (t->state) {
@@ -229,6 +229,8 @@ static int pg_record(void *ud, const st_job_transition_t *t, st_error_t *err) {
   if (!(r.payload = json_dumps(t->env->payload, JSON_COMPACT)))
     return st_fail(err, ST_ENOMEM, "job state: out of memory for the payload");
   rc = st_db_tenant_tx(pool, t->env->tenant, tx_record, &r, err);
+  if (rc == 0 && !r.started_rc) /* a STARTED verdict logs as what it becomes instead */
+    (void)log.record(log.ud, t, err);
   if (rc == 0 && r.started_rc)
     rc = st_fail(err, r.started_rc,
                  r.started_rc == ST_EEXIST ? "job %s is already final" : "job %s: cancel requested",
