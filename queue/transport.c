@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "envelope.h"
 #include "stella/log.h"
@@ -65,6 +66,12 @@ int st_redis_url_parse(const char *url, char **host, int *port, int *db, st_erro
 }
 
 /* ---- connections --------------------------------------------------------- */
+
+uint64_t st__now_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void set_ready(st_transport_t *t) {
   int ready = t->cmd.up && t->blk.up && !t->groups_missing && !t->stopped;
@@ -149,6 +156,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 
   c->ac = NULL;
   c->up = 0;
+  c->probe_out = 0;
   if (c->blocking) {
     t->reading = t->claiming = 0;
     for (int i = 0; i < t->ntypes; i++)
@@ -363,6 +371,7 @@ static void read_next(st_transport_t *t) {
   for (int k = 0; k < n; k++)
     t->types[pick[k]].reserved += count;
   t->reading = 1;
+  t->blk.probe_ms = st__now_mono_ms();
   if (redisAsyncCommandArgv(t->blk.ac, read_cb, t, argc, argv, NULL) != REDIS_OK) {
     t->reading = 0;
     for (int k = 0; k < n; k++)
@@ -440,6 +449,7 @@ static int claim_next(st_transport_t *t, int from) {
     snprintf(count, sizeof(count), "%u", f);
     t->types[i].reserved += f;
     t->claiming = 1;
+    t->blk.probe_ms = st__now_mono_ms();
     if (redisAsyncCommand(t->blk.ac, claim_cb, c, "EVAL %s 1 %s " ST_GROUP " %s %s %s %s",
                           claim_lua, t->types[i].stream, t->consumer, idle,
                           t->types[i].cursor, count) != REDIS_OK) {

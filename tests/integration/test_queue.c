@@ -10,7 +10,8 @@
  * max attempts ends in the DLQ; a Redis restart mid-run loses and doubles nothing;
  * SIGTERM drains in-flight jobs, or releases them (left pending) past the drain timeout;
  * a job past job_timeout_ms is cancelled and classified as a timeout; heartbeats keep a
- * long job leased; one worker thread claims one entry at a time (backpressure).
+ * long job leased; one worker thread claims one entry at a time (backpressure); connections
+ * that stop answering are dropped by the watchdog and made again.
  * Waits are polls with generous bounds, never timing assertions. */
 #include "st_test_queue.h"
 
@@ -288,6 +289,25 @@ static void test_backpressure(void **state) {
   redisFree(c);
 }
 
+/* Connections that stop answering (here: CLIENT PAUSE; in the wild: a reset the libuv
+ * adapter swallows) are dropped by the watchdog and made again; work then goes on. */
+static void test_unanswered_reconnect(void **state) {
+  char log[512];
+  redisContext *c = rconn(redis_url);
+  char *id;
+  logpath(log, sizeof(log), "watchdog");
+  pid_t pid = spawn(redis_url, log, NULL);
+  WAIT_UNTIL(log_has(log, "claim connection up"));
+  freeReplyObject(redisCommand(c, "CLIENT PAUSE 7000 ALL"));
+  WAIT_UNTIL(log_has(log, "command connection unanswered for"));
+  WAIT_UNTIL(log_has(log, "claim connection unanswered for"));
+  id = submit(c, "{}"); /* answered once the pause ends */
+  WAIT_UNTIL(count(log, "succeeded", id, NULL) == 1);
+  stop(pid);
+  st_free(id);
+  redisFree(c);
+}
+
 /* ---- Redis restart, on a private redis-server with AOF ---- */
 
 static pid_t redis_start(int port, const char *dir) {
@@ -370,6 +390,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lease_heartbeat, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unanswered_reconnect, setup, teardown),
       cmocka_unit_test_teardown(test_redis_restart, teardown),
   };
   int rc;
