@@ -32,6 +32,8 @@ typedef struct pg_rec_s {
   const char *event_type; /* outbox type, NULL = no event */
   char attempt[16];
   char *payload;          /* envelope payload, compact JSON */
+  char event_id[ST_SHA256_HEX_LEN + 1];
+  char *event;            /* outbox payload, compact JSON (with event_type) */
   int started_rc;         /* STARTED: ST_ECANCELED / ST_EEXIST verdicts */
 } pg_rec_t;
 
@@ -93,35 +95,63 @@ static int event_id(const pg_rec_t *r, char hex[ST_SHA256_HEX_LEN + 1], st_error
   return rc;
 }
 
-static int insert_event(PGconn *c, pg_rec_t *r, st_error_t *err) {
+/* The outbox row's id and JSON, made once before the transaction (which may rerun). */
+static int make_event(pg_rec_t *r, st_error_t *err) {
   const st_job_transition_t *t = r->t;
   const st_envelope_t *e = t->env;
-  char id[ST_SHA256_HEX_LEN + 1];
-  json_t *ev = NULL;
-  char *text = NULL;
+  json_t *ev;
   int rc;
 
-  if ((rc = event_id(r, id, err)))
+  if ((rc = event_id(r, r->event_id, err)))
     return rc;
-  ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "event_id", id, "tenant",
-                 e->tenant, "job_id", e->job_id, "job_type", e->type, "attempt",
+  ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "event_id", r->event_id,
+                 "tenant", e->tenant, "job_id", e->job_id, "job_type", e->type, "attempt",
                  (json_int_t)e->attempt, "state", r->state, "outcome",
                  st_job_outcome_name(t->outcome), "duration_ms", (json_int_t)t->duration_ms,
                  "at_ms", (json_int_t)t->at_ms);
   if (ev && t->reason)
     json_object_set_new(ev, "reason", json_string(t->reason));
-  if (!ev || !(text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS))) {
+  if (!ev || !(r->event = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS)))
     rc = st_fail(err, ST_ENOMEM, "job state: out of memory for the event");
-  } else {
-    const char *p[4] = {id, e->tenant, r->event_type, text};
-    rc = st_db_exec(c,
+  json_decref(ev);
+  return rc;
+}
+
+static int insert_event(PGconn *c, pg_rec_t *r, st_error_t *err) {
+  const char *p[4] = {r->event_id, r->t->env->tenant, r->event_type, r->event};
+  return st_db_exec(c,
                     "INSERT INTO outbox (event_id, tenant_id, type, payload)"
                     " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
                     4, p, NULL, err);
-  }
-  free(text);
-  json_decref(ev);
-  return rc;
+}
+
+/* Move an existing row forward, with its outbox row in the same statement (one round
+ * trip in the common case); *changed 0 when there is no row or it is final already. */
+static int update_row(PGconn *c, pg_rec_t *r, long long *changed, st_error_t *err) {
+#define UPDATE_JOB                                                                            \
+  "UPDATE jobs SET state = $3, attempt = $4::int, error = $5, error_class = $6,"              \
+  " result = CASE WHEN $3 = 'succeeded'"                                                      \
+  "   THEN jsonb_build_object('duration_ms', $7::bigint) ELSE result END,"                    \
+  " finished_at = CASE WHEN $3 IN " FINAL_STATES " THEN now() END"                            \
+  " WHERE tenant_id = $1 AND job_id = $2 AND state NOT IN " FINAL_STATES                      \
+  " AND attempt <= $4::int"
+  const st_job_transition_t *t = r->t;
+  char dur[24];
+  const char *cls = t->outcome == ST_JOB_SUCCEEDED ? NULL : error_class(t->outcome);
+  const char *p[10] = {t->env->tenant, t->env->job_id, r->state, r->attempt,
+                       t->outcome == ST_JOB_SUCCEEDED ? NULL : t->reason, cls, dur,
+                       r->event_id, r->event_type, r->event};
+
+  snprintf(dur, sizeof(dur), "%llu", (unsigned long long)t->duration_ms);
+  if (!r->event_type)
+    return st_db_exec_count(c, UPDATE_JOB, 7, p, changed, err);
+  return st_db_query_int(c,
+                         "WITH u AS (" UPDATE_JOB " RETURNING 1),"
+                         " e AS (INSERT INTO outbox (event_id, tenant_id, type, payload)"
+                         "   SELECT $8, $1, $9, $10::jsonb FROM u ON CONFLICT DO NOTHING)"
+                         " SELECT count(*) FROM u",
+                         10, p, changed, err);
+#undef UPDATE_JOB
 }
 
 /* STARTED: the row is running unless the job is final (ST_EEXIST) or a cancel was
@@ -173,28 +203,12 @@ static int tx_record(PGconn *c, void *arg, st_error_t *err) {
                       " AND job_id = $2 AND state = 'running'",
                       2, p, NULL, err);
   }
-  if ((rc = insert_row(c, r, &changed, err)))
+  if ((rc = update_row(c, r, &changed, err)) || changed)
     return rc;
-  if (!changed) {
-    char dur[24];
-    const char *cls = t->outcome == ST_JOB_SUCCEEDED ? NULL : error_class(t->outcome);
-    const char *p[7] = {e->tenant, e->job_id, r->state, r->attempt,
-                        t->outcome == ST_JOB_SUCCEEDED ? NULL : t->reason, cls, dur};
-    snprintf(dur, sizeof(dur), "%llu", (unsigned long long)t->duration_ms);
-    if ((rc = st_db_exec_count(
-             c,
-             "UPDATE jobs SET state = $3, attempt = $4::int, error = $5, error_class = $6,"
-             " result = CASE WHEN $3 = 'succeeded'"
-             "   THEN jsonb_build_object('duration_ms', $7::bigint) ELSE result END,"
-             " finished_at = CASE WHEN $3 IN " FINAL_STATES " THEN now() END"
-             " WHERE tenant_id = $1 AND job_id = $2 AND state NOT IN " FINAL_STATES
-             " AND attempt <= $4::int",
-             7, p, &changed, err)))
-      return rc;
-  }
-  if (changed && r->event_type)
-    return insert_event(c, r, err);
-  return 0;
+  /* no row yet (it never started here), or final already: insert or leave it */
+  if ((rc = insert_row(c, r, &changed, err)) || !changed || !r->event_type)
+    return rc;
+  return insert_event(c, r, err);
 }
 
 static int pg_record(void *ud, const st_job_transition_t *t, st_error_t *err) {
@@ -228,6 +242,8 @@ static int pg_record(void *ud, const st_job_transition_t *t, st_error_t *err) {
   }
   if (!(r.payload = json_dumps(t->env->payload, JSON_COMPACT)))
     return st_fail(err, ST_ENOMEM, "job state: out of memory for the payload");
+  if (r.event_type && (rc = make_event(&r, err)))
+    goto done;
   rc = st_db_tenant_tx(pool, t->env->tenant, tx_record, &r, err);
   if (rc == 0 && !r.started_rc) /* a STARTED verdict logs as what it becomes instead */
     (void)log.record(log.ud, t, err);
@@ -235,7 +251,9 @@ static int pg_record(void *ud, const st_job_transition_t *t, st_error_t *err) {
     rc = st_fail(err, r.started_rc,
                  r.started_rc == ST_EEXIST ? "job %s is already final" : "job %s: cancel requested",
                  t->env->job_id);
+done:
   free(r.payload);
+  free(r.event);
   return rc;
 }
 

@@ -29,6 +29,7 @@ typedef struct st__job_s {
   st_job_outcome outcome;
   st_job_action action;
   uint64_t duration_ms, due_ms;
+  uint64_t beat_ms; /* last progress recorded (monotonic) [worker] */
   char reason[ST_ERRMSG_MAX];
   char klass[16]; /* dead-letter class: malformed, permanent, transient, timeout */
   char *job_id, *tenant;

@@ -55,10 +55,18 @@ static int record(st__job_t *j, st_job_state state, st_error_t *err, int *failed
   return rc;
 }
 
+/* Progress is a heartbeat in the state store: at most one record per job per
+ * PROGRESS_MIN_MS (counted from the start), so short jobs write none. */
+#define PROGRESS_MIN_MS 1000
+
 static void progress_cb(st_job_ctx_t *ctx, double fraction, const char *note) {
   st__job_t *j = ctx->priv;
   st_job_transition_t t = {0};
   st_error_t err = ST_ERROR_INIT;
+  uint64_t now = st__mono_ms();
+  if (now - j->beat_ms < PROGRESS_MIN_MS)
+    return;
+  j->beat_ms = now;
   t.state = ST_STATE_PROGRESS;
   t.env = j->env;
   t.type = j->d->type;
@@ -111,7 +119,7 @@ static void run_job(st__job_t *j, st_envelope_t *env) {
   if (rc)
     st_warn("state sink: recording started failed: %s; running anyway", st_error_text(&err));
   st_metric_inc(ty->m_started);
-  t0 = st__mono_ms();
+  t0 = j->beat_ms = st__mono_ms();
   j->ctx.progress = progress_cb;
   rc = ty->w->run(&job, &j->ctx, &err);
   j->duration_ms = st__mono_ms() - t0;

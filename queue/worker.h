@@ -45,7 +45,8 @@ struct st_job_ctx_s {
    * st_job_cancelled() between steps and return ST_ECANCELED soon after. */
   atomic_int cancel;
   /* Report progress in [0, 1] with an optional note; also a heartbeat. Any time during run,
-   * from the running thread. The note is copied. */
+   * from the running thread. The note is copied. Recorded at most once a second per job
+   * (counted from the start); reports in between are dropped. */
   void (*progress)(st_job_ctx_t *ctx, double fraction, const char *note);
   void *priv; /* the supervisor's */
   /* The process's Postgres pool (borrowed; NULL when pg_url is unset). Use it only through
