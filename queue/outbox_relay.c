@@ -221,6 +221,9 @@ void st_outbox_relay_stop(st_outbox_relay_t *r) {
   if (!r)
     return;
   st__bg_stop(&r->bg);
+  if (r->leader)
+    st_info("outbox relay: stopped; leader lock released");
+  r->leader = 0;
   drop_pg(r);
   drop_redis(r);
   st_free(r->pg_url);
