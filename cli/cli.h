@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "stella/buf.h"
+#include "stella/db.h"
 
 #define ST_EXIT_OK 0
 #define ST_EXIT_FAIL 1
@@ -53,9 +54,14 @@ int st_cmd_verify(int argc, char **argv);
 struct st_db_pool_s;
 int st_cli_pool(const char *config_path, struct st_db_pool_s **out);
 
-/* cmd_job_state.c: the `job get|watch|cancel` subcommands, and the queued jobs row `job
- * submit` writes first (*existing: the job id already holding the idempotency key,
- * st_free'd by the caller, or NULL; returns an ST_EXIT_* code). */
+/* cmd_job_state.c. st_cli_tenant_tx: one tenant transaction on a fresh pool to pg_url;
+ * ST_EXIT_OK, or ST_EXIT_USAGE / ST_EXIT_FAIL with the reason in err for the caller to
+ * print (err.code stays 0 when the pool failed: that is printed already). Then the `job
+ * get|watch|cancel` subcommands, and the queued jobs row `job submit` writes first
+ * (*existing: the job id already holding the idempotency key, st_free'd by the caller, or
+ * NULL; returns an ST_EXIT_* code). */
+int st_cli_tenant_tx(const char *tenant, int flags, st_db_tx_fn fn, void *arg,
+                     st_error_t *err);
 int st_cli_job_get(int argc, char **argv);
 int st_cli_job_watch(int argc, char **argv);
 int st_cli_job_cancel(int argc, char **argv);

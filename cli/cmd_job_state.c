@@ -120,21 +120,25 @@ static int args(int argc, char **argv, const char *usage, const char **id, const
   return 0;
 }
 
-static int with_db(const char *tenant, int flags, st_db_tx_fn fn, q_t *q) {
-  st_error_t err = ST_ERROR_INIT;
+int st_cli_tenant_tx(const char *tenant, int flags, st_db_tx_fn fn, void *arg,
+                     st_error_t *err) {
   st_db_pool_t *db = NULL;
   int rc;
 
   if ((rc = st_cli_pool(NULL, &db)))
-    goto done;
-  if (st_db_tenant_txf(db, tenant, flags, fn, q, &err)) {
-    fprintf(stderr, "stella: %s\n", st_error_text(&err));
-    rc = err.code == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAIL;
-    goto done;
-  }
+    return rc;
   rc = ST_EXIT_OK;
-done:
+  if (st_db_tenant_txf(db, tenant, flags, fn, arg, err))
+    rc = err->code == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAIL;
   st_db_pool_free(db);
+  return rc;
+}
+
+static int with_db(const char *tenant, int flags, st_db_tx_fn fn, q_t *q) {
+  st_error_t err = ST_ERROR_INIT;
+  int rc = st_cli_tenant_tx(tenant, flags, fn, q, &err);
+  if (rc && err.code)
+    fprintf(stderr, "stella: %s\n", st_error_text(&err));
   return rc;
 }
 

@@ -69,22 +69,11 @@ static int tx_rm(PGconn *c, void *arg, st_error_t *err) {
 
 static int run_tx(sched_t *s, int flags, st_db_tx_fn fn) {
   st_error_t err = ST_ERROR_INIT;
-  st_db_pool_t *db = NULL;
-  int rc;
-
-  if ((rc = st_cli_pool(NULL, &db)))
-    goto done;
-  if (st_db_tenant_txf(db, s->tenant, flags, fn, s, &err)) {
-    if (err.code == ST_ECONFLICT)
-      fprintf(stderr, "stella: schedule: a schedule or trigger named \"%s\" exists\n", s->name);
-    else
-      fprintf(stderr, "stella: schedule: %s\n", st_error_text(&err));
-    rc = err.code == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAIL;
-    goto done;
-  }
-  rc = ST_EXIT_OK;
-done:
-  st_db_pool_free(db);
+  int rc = st_cli_tenant_tx(s->tenant, flags, fn, s, &err);
+  if (rc && err.code == ST_ECONFLICT)
+    fprintf(stderr, "stella: schedule: a schedule or trigger named \"%s\" exists\n", s->name);
+  else if (rc && err.code)
+    fprintf(stderr, "stella: schedule: %s\n", st_error_text(&err));
   return rc;
 }
 

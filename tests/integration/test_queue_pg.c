@@ -13,7 +13,8 @@
  * latest, catch-up none fires none; `stella job cancel` stops a running job (cancelled,
  * not retried) and keeps a queued one from ever running, and refuses another tenant's job
  * and a final one; the crash-loop guard dead-letters an entry delivered too often
- * ("poison: crashed N times") without running it; an event trigger starts its job.
+ * ("poison: crashed N times") without running it; an event trigger starts its job; the
+ * CLI (job get|watch, schedule add|list|rm) answers per tenant and refuses bad input.
  * Waits are polls with generous bounds, never timing assertions. */
 #include "st_test_queue.h"
 
@@ -458,12 +459,82 @@ static void test_event_trigger(void **state) {
   redisFree(c);
 }
 
+/* The CLI over the job state and the schedules: outputs and exit codes, bad input kinds. */
+static void test_cli(void **state) {
+  char log[512], out[600], line[512];
+  redisContext *c = rconn(redis_url);
+  char *id;
+  pid_t pid;
+  FILE *f;
+  int found = 0;
+
+  snprintf(out, sizeof(out), "%s/cli.out", logdir);
+  logpath(log, sizeof(log), "pg-cli");
+  pid = spawn_pg(log, "worker", NULL);
+  id = submit(c, "{\"fail\":\"transient\",\"fail_times\":1}");
+  assert_int_equal(cli(out, (const char *[]){"job", "watch", id, "--tenant", "acme", NULL}), 0);
+  assert_int_equal(cli(out, (const char *[]){"job", "get", id, "--tenant", "acme", "--json", NULL}), 0);
+  {
+    json_t *j = json_load_file(out, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    /* running, queued (retry), running, succeeded */
+    assert_int_equal(json_array_size(json_object_get(j, "transitions")), 4);
+    json_decref(j);
+  }
+  /* another tenant sees nothing (row-level security) */
+  assert_int_equal(cli(NULL, (const char *[]){"job", "get", id, "--tenant", "other", NULL}), 1);
+  assert_int_equal(cli(NULL, (const char *[]){"job", "get", id, "--tenant", "bad tenant", NULL}), 2);
+  assert_int_equal(cli(NULL, (const char *[]){"job", "get", id, NULL}), 2);
+  assert_int_equal(cli(NULL, (const char *[]){"job", "frobnicate", NULL}), 2);
+  stop(pid);
+
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "add", "--tenant", "acme", "--name",
+                                              "nightly", "--cron", "0 3 * * *", "--type", "probe",
+                                              NULL}), 0);
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "add", "--tenant", "acme", "--name",
+                                              "nightly", "--cron", "0 4 * * *", "--type", "probe",
+                                              NULL}), 1); /* name taken */
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "add", "--tenant", "acme", "--name",
+                                              "bad", "--cron", "0 24 * * *", "--type", "probe",
+                                              NULL}), 2);
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "add", "--tenant", "acme", "--name",
+                                              "bad", "--cron", "* * * * *", "--type", "nosuch",
+                                              NULL}), 2);
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "add", "--tenant", "acme", "--name",
+                                              "bad", "--cron", "* * * * *", "--type", "probe",
+                                              "--payload", "{\"sleep_ms\":-1}", NULL}), 2);
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "add", "--tenant", "acme", "--name",
+                                              "both", "--cron", "* * * * *", "--on", "job.succeeded",
+                                              "--type", "probe", NULL}), 2);
+  assert_int_equal(cli(out, (const char *[]){"schedule", "list", "--tenant", "acme", NULL}), 0);
+  f = fopen(out, "r");
+  while (f && fgets(line, sizeof(line), f))
+    found += strstr(line, "nightly") && strstr(line, "0 3 * * *") != NULL;
+  if (f)
+    fclose(f);
+  assert_int_equal(found, 1);
+  assert_int_equal(cli(out, (const char *[]){"schedule", "list", "--tenant", "other", NULL}), 0);
+  f = fopen(out, "r");
+  assert_non_null(f);
+  assert_null(fgets(line, sizeof(line), f)); /* nothing of acme's */
+  fclose(f);
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "rm", "--tenant", "other", "--name",
+                                              "nightly", NULL}), 1);
+  assert_int_equal(cli(NULL, (const char *[]){"schedule", "rm", "--tenant", "acme", "--name",
+                                              "nightly", NULL}), 0);
+  st_free(id);
+  redisFree(c);
+}
+
 int main(void) {
   const char *base = st_test_env("STELLA_REDIS_URL");
   const char *src = getenv("STELLA_SOURCE_DIR");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_kill9_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
       cmocka_unit_test_setup_teardown(test_poison, setup, teardown),
       cmocka_unit_test_setup_teardown(test_event_trigger, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scheduler_exactly_once, setup, teardown),
