@@ -1,7 +1,7 @@
 /* test_queue_pg.c: the job queue with durable state: real stellad processes with the
  * Postgres state sink, the outbox relay and the scheduler role, on a Postgres cluster of
  * this test's own (initdb in a temp dir, so restarting it disturbs no other test running in
- * parallel) and database 10 of the test Redis.
+ * parallel) and database 11 of the test Redis.
  *
  * Proves: kill -9 of one of two stellad mid-job -> exactly one jobs row, in state
  * succeeded, one `job.succeeded` outbox row and one event for it on stella:events, and a
@@ -24,7 +24,7 @@
 
 #include "stella/db.h"
 
-#define DB 10
+#define DB 11 /* 9: test_queue, 10: e2e ops_metrics */
 #define PGBIN "/usr/lib/postgresql/15/bin"
 
 static char redis_url[256], pgdata[600], pg_port[16], app_url[256], admin_url[256];
