@@ -318,6 +318,18 @@ static int redis_ping(int port) {
   return ok;
 }
 
+/* Start a redis-server on port with its data in logdir/name; dir and url are filled. */
+static pid_t private_redis(const char *name, int port, char *dir, size_t dn, char *url,
+                           size_t un) {
+  pid_t pid;
+  snprintf(dir, dn, "%s/%s", logdir, name);
+  mkdir(dir, 0700);
+  snprintf(url, un, "redis://127.0.0.1:%d/0", port);
+  pid = redis_start(port, dir);
+  WAIT_UNTIL(redis_ping(port));
+  return pid;
+}
+
 static void test_redis_restart(void **state) {
   char dir[600], url[64], log[512];
   int port = free_port(), n = 8;
@@ -325,11 +337,7 @@ static void test_redis_restart(void **state) {
   redisContext *c;
   char *ids[8];
 
-  snprintf(dir, sizeof(dir), "%s/redis", logdir);
-  mkdir(dir, 0700);
-  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
-  rpid = redis_start(port, dir);
-  WAIT_UNTIL(redis_ping(port));
+  rpid = private_redis("redis", port, dir, sizeof(dir), url, sizeof(url));
   logpath(log, sizeof(log), "restart");
   pid = spawn(url, log, NULL);
   c = rconn(url);
@@ -365,16 +373,11 @@ static void test_redis_restart(void **state) {
  * private redis-server: a pause is server-wide and must not stall tests running beside. */
 static void test_unanswered_reconnect(void **state) {
   char dir[600], url[64], log[512];
-  int port = free_port();
   pid_t rpid, pid;
   redisContext *c;
   char *id;
 
-  snprintf(dir, sizeof(dir), "%s/redis-pause", logdir);
-  mkdir(dir, 0700);
-  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
-  rpid = redis_start(port, dir);
-  WAIT_UNTIL(redis_ping(port));
+  rpid = private_redis("redis-pause", free_port(), dir, sizeof(dir), url, sizeof(url));
   logpath(log, sizeof(log), "watchdog");
   pid = spawn(url, log, NULL);
   WAIT_UNTIL(log_has(log, "claim connection up"));
