@@ -4,7 +4,8 @@
  * thread): upsert the jobs row keyed on (tenant, job_id) so a job XADDed directly and one
  * submitted through the API converge, move its state forward (never back out of a final
  * state, never to an older attempt; the jobs trigger writes job_events), and for the
- * lifecycle transitions (succeeded, dead-lettered, cancelled) insert the outbox row whose
+ * lifecycle transitions (succeeded, dead-lettered, cancelled) insert the outbox row (a
+ * stella.event/v1 envelope of type job.succeeded, job.dead_lettered or job.cancelled) whose
  * event_id is sha256("job\n" job_id "\n" attempt "\n" state): a re-run after a crash
  * computes the same id and ON CONFLICT DO NOTHING inserts nothing new. The outbox row is
  * written only when the state row actually changed, so a late result for a job already
@@ -17,6 +18,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "sink.h"
 #include "stella/db.h"
@@ -95,23 +97,39 @@ static int event_id(const pg_rec_t *r, char hex[ST_SHA256_HEX_LEN + 1], st_error
   return rc;
 }
 
-/* The outbox row's id and JSON, made once before the transaction (which may rerun). */
+/* The outbox row's id and its event envelope (schemas/json/event-v1.schema.json, the
+ * format the timeline ingester and every stella:events consumer read), made once before
+ * the transaction (which may rerun): subject "job/<job_id>", trace_id from the envelope's
+ * traceparent, occurred_at the transition's time, payload the job's side of it. */
 static int make_event(pg_rec_t *r, st_error_t *err) {
   const st_job_transition_t *t = r->t;
   const st_envelope_t *e = t->env;
-  json_t *ev;
+  char when[40], subject[ST_ENVELOPE_MAX_ID + 8], trace[33];
+  time_t secs = (time_t)(t->at_ms / 1000);
+  struct tm tm;
+  json_t *ev, *pl;
   int rc;
 
   if ((rc = event_id(r, r->event_id, err)))
     return rc;
-  ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "event_id", r->event_id,
-                 "tenant", e->tenant, "job_id", e->job_id, "job_type", e->type, "attempt",
-                 (json_int_t)e->attempt, "state", r->state, "outcome",
-                 st_job_outcome_name(t->outcome), "duration_ms", (json_int_t)t->duration_ms,
-                 "at_ms", (json_int_t)t->at_ms);
-  if (ev && t->reason)
-    json_object_set_new(ev, "reason", json_string(t->reason));
-  if (!ev || !(r->event = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS)))
+  gmtime_r(&secs, &tm);
+  snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           (unsigned)(t->at_ms % 1000));
+  snprintf(subject, sizeof(subject), "job/%s", e->job_id);
+  pl = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "job_id", e->job_id, "job_type", e->type,
+                 "attempt", (json_int_t)e->attempt, "state", r->state, "outcome",
+                 st_job_outcome_name(t->outcome), "duration_ms", (json_int_t)t->duration_ms);
+  if (pl && t->reason)
+    json_object_set_new(pl, "reason", json_string(t->reason));
+  ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o*}", "schema", "stella.event/v1",
+                 "event_id", r->event_id, "tenant", e->tenant, "type", r->event_type,
+                 "occurred_at", when, "subject", subject, "payload", pl);
+  if (ev && e->trace) { /* 00-<32 hex trace id>-<16 hex>-<2 hex> */
+    snprintf(trace, sizeof(trace), "%.32s", e->trace + 3);
+    json_object_set_new(ev, "trace_id", json_string(trace));
+  }
+  if (!ev || !pl || !(r->event = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS)))
     rc = st_fail(err, ST_ENOMEM, "job state: out of memory for the event");
   json_decref(ev);
   return rc;
