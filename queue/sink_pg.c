@@ -104,7 +104,7 @@ static int event_id(const pg_rec_t *r, char hex[ST_SHA256_HEX_LEN + 1], st_error
 static int make_event(pg_rec_t *r, st_error_t *err) {
   const st_job_transition_t *t = r->t;
   const st_envelope_t *e = t->env;
-  char when[40], subject[ST_ENVELOPE_MAX_ID + 8], trace[33];
+  char when[64], subject[ST_ENVELOPE_MAX_ID + 8], trace[33];
   time_t secs = (time_t)(t->at_ms / 1000);
   struct tm tm;
   json_t *ev, *pl;
