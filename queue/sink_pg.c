@@ -5,9 +5,9 @@
  * submitted through the API converge, move its state forward (never back out of a final
  * state, never to an older attempt; the jobs trigger writes job_events), and for the
  * lifecycle transitions (succeeded, dead-lettered, cancelled) insert the outbox row (a
- * stella.event/v1 envelope of type job.succeeded, job.dead_lettered or job.cancelled) whose
- * event_id is sha256("job\n" job_id "\n" attempt "\n" state): a re-run after a crash
- * computes the same id and ON CONFLICT DO NOTHING inserts nothing new. The outbox row is
+ * stella.event/v1 envelope of type job.succeeded, job.dead_lettered or job.cancelled, made
+ * by st_job_event_make) whose event_id is stable: a re-run after a crash computes the
+ * same id and ON CONFLICT DO NOTHING inserts nothing new. The outbox row is
  * written only when the state row actually changed, so a late result for a job already
  * final elsewhere (cancelled, say) emits no contradicting event.
  *
@@ -18,13 +18,11 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "sink.h"
 #include "stella/db.h"
 #include "stella/log.h"
 #include "stella/mem.h"
-#include "stella/sha256.h"
 
 #define FINAL_STATES "('succeeded', 'failed', 'cancelled', 'dead')"
 
@@ -82,56 +80,21 @@ static int insert_row(PGconn *c, pg_rec_t *r, long long *inserted, st_error_t *e
   return st_db_exec_count(c, sql, 9, p, inserted, err);
 }
 
-static int event_id(const pg_rec_t *r, char hex[ST_SHA256_HEX_LEN + 1], st_error_t *err) {
-  st_buf_t b = ST_BUF_INIT;
-  uint8_t d[ST_SHA256_LEN];
-  int rc = 0;
-
-  if (st_buf_addf(&b, "job\n%s\n%s\n%s", r->t->env->job_id, r->attempt,
-                  st_job_state_name(r->t->state)) ||
-      st_sha256(b.data, b.len, d))
-    rc = st_fail(err, ST_ENOMEM, "job state: cannot derive the event id");
-  else
-    st_sha256_hex(d, hex);
-  st_buf_release(&b);
-  return rc;
-}
-
-/* The outbox row's id and its event envelope (schemas/json/event-v1.schema.json, the
- * format the timeline ingester and every stella:events consumer read), made once before
- * the transaction (which may rerun): subject "job/<job_id>", trace_id from the envelope's
- * traceparent, occurred_at the transition's time, payload the job's side of it. */
+/* The outbox row's id and envelope (st_job_event_make), made once before the transaction
+ * (which may rerun); the payload adds outcome, duration_ms and the reason. */
 static int make_event(pg_rec_t *r, st_error_t *err) {
   const st_job_transition_t *t = r->t;
-  const st_envelope_t *e = t->env;
-  char when[64], subject[ST_ENVELOPE_MAX_ID + 8], trace[33];
-  time_t secs = (time_t)(t->at_ms / 1000);
-  struct tm tm;
-  json_t *ev, *pl;
+  json_t *extra = json_pack("{s:s, s:I}", "outcome", st_job_outcome_name(t->outcome),
+                            "duration_ms", (json_int_t)t->duration_ms);
+  st_job_event_t ev = {t->env, t->env->attempt, st_job_state_name(t->state), r->state,
+                       r->event_type, t->at_ms, extra};
   int rc;
 
-  if ((rc = event_id(r, r->event_id, err)))
-    return rc;
-  gmtime_r(&secs, &tm);
-  snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           (unsigned)(t->at_ms % 1000));
-  snprintf(subject, sizeof(subject), "job/%s", e->job_id);
-  pl = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "job_id", e->job_id, "job_type", e->type,
-                 "attempt", (json_int_t)e->attempt, "state", r->state, "outcome",
-                 st_job_outcome_name(t->outcome), "duration_ms", (json_int_t)t->duration_ms);
-  if (pl && t->reason)
-    json_object_set_new(pl, "reason", json_string(t->reason));
-  ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o*}", "schema", "stella.event/v1",
-                 "event_id", r->event_id, "tenant", e->tenant, "type", r->event_type,
-                 "occurred_at", when, "subject", subject, "payload", pl);
-  if (ev && e->trace) { /* 00-<32 hex trace id>-<16 hex>-<2 hex> */
-    snprintf(trace, sizeof(trace), "%.32s", e->trace + 3);
-    json_object_set_new(ev, "trace_id", json_string(trace));
-  }
-  if (!ev || !pl || !(r->event = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS)))
-    rc = st_fail(err, ST_ENOMEM, "job state: out of memory for the event");
-  json_decref(ev);
+  if (extra && t->reason)
+    json_object_set_new(extra, "reason", json_string(t->reason));
+  rc = extra ? st_job_event_make(&ev, r->event_id, &r->event, err)
+             : st_fail(err, ST_ENOMEM, "job state: out of memory for the event");
+  json_decref(extra);
   return rc;
 }
 
