@@ -12,12 +12,14 @@
  * server thread: one per request, no shared state. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "api_internal.h"
 #include "envelope.h"
 #include "registry.h"
+#include "sink.h"
 #include "stella/log.h"
 #include "stella/mem.h"
 #include "stella/sha256.h"
@@ -71,38 +73,24 @@ done:
   return rc;
 }
 
+/* The job.queued event, made like every job event (st_job_event_make, queue/sink.h). */
 static int outbox_queued(PGconn *c, const st_envelope_t *env, st_error_t *err) {
-  st_buf_t b = ST_BUF_INIT;
-  uint8_t d[ST_SHA256_LEN];
+  struct timespec now;
   char id[ST_SHA256_HEX_LEN + 1];
-  json_t *ev = NULL;
   char *text = NULL;
+  st_job_event_t ev = {env, 1, "queued", "queued", "job.queued", 0, NULL};
   int rc;
 
-  /* the event id scheme of the worker sink (sha256 of job, attempt, state) */
-  if (st_buf_addf(&b, "job\n%s\n1\nqueued", env->job_id) || st_sha256(b.data, b.len, d)) {
-    rc = st_fail(err, ST_ENOMEM, "jobs: cannot derive the event id");
-    goto done;
-  }
-  st_sha256_hex(d, id);
-  ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s?}", "event_id", id, "tenant", env->tenant,
-                 "job_id", env->job_id, "job_type", env->type, "attempt", 1, "state", "queued",
-                 "trace", env->trace);
-  if (!ev || !(text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS))) {
-    rc = st_fail(err, ST_ENOMEM, "jobs: out of memory for the event");
-    goto done;
-  }
-  {
+  clock_gettime(CLOCK_REALTIME, &now);
+  ev.at_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+  if ((rc = st_job_event_make(&ev, id, &text, err)) == 0) {
     const char *p[4] = {id, env->tenant, "job.queued", text};
     rc = st_db_exec(c,
                     "INSERT INTO outbox (event_id, tenant_id, type, payload)"
                     " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
                     4, p, NULL, err);
   }
-done:
   free(text);
-  json_decref(ev);
-  st_buf_release(&b);
   return rc;
 }
 

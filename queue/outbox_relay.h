@@ -9,8 +9,9 @@
  * session on purpose: a relay that lost its session cannot go on relaying.
  *
  * A batch: BEGIN; stella_outbox_claim(100) (SECURITY DEFINER, rows locked SKIP LOCKED);
- * XADD each row to stella:events with fields event_id, tenant, type, event (the JSON
- * payload); stella_outbox_mark_published(ids); COMMIT. A failure after some XADDs rolls
+ * XADD each row to stella:events with fields event_id, tenant, type, event (the row's
+ * payload: a stella.event/v1 envelope, schemas/json/event-v1.schema.json, which the
+ * timeline ingester reads); stella_outbox_mark_published(ids); COMMIT. A failure after some XADDs rolls
  * back, so those events are published again: delivery is at least once, and consumers
  * dedupe on (tenant, event_id), which is stable. NATS JetStream publishing is not part of
  * this relay yet.

@@ -198,7 +198,7 @@ static int handle_event(st_scheduler_t *s, const redisReply *fields) {
     return rc;
   }
   ev = event ? json_loads(event, 0, NULL) : NULL;
-  from_job = json_string_value(json_object_get(ev, "job_id"));
+  from_job = json_string_value(json_object_get(json_object_get(ev, "payload"), "job_id"));
   for (int i = 0; i < PQntuples(t.res) && rc == 0; i++) {
     char job_id[ST_ENVELOPE_MAX_ID + 1], self[96];
     snprintf(self, sizeof(self), "trg-%s-", PQgetvalue(t.res, i, 0));

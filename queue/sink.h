@@ -31,6 +31,7 @@
 #include "retry.h"
 #include "stella/db.h"
 #include "stella/err.h"
+#include "stella/sha256.h"
 
 typedef enum st_job_state {
   ST_STATE_STARTED = 0,
@@ -77,5 +78,26 @@ void st_state_sink_log(st_state_sink_t *out);
  * database failures come back as ST_EDBRETRY (the entry is then released and redelivered);
  * a malformed envelope (no tenant) and RELEASED are only logged. */
 void st_state_sink_pg(st_state_sink_t *out, st_db_pool_t *pool);
+
+/* The outbox event of a job transition (job_event.c). Every job event, from the sink or
+ * from the API's submission, is made here: the id is the lower-case hex SHA-256 of
+ * "job\n" job_id "\n" attempt "\n" transition (stable: recording the same transition again
+ * gives the same id, and the outbox's UNIQUE (tenant_id, event_id) drops it), the JSON a
+ * stella.event/v1 envelope (schemas/json/event-v1.schema.json) with subject "job/<job_id>",
+ * trace_id from the envelope's traceparent, occurred_at at_ms, and payload {job_id,
+ * job_type, attempt, state} plus the members of extra. *json is jansson-allocated (free()).
+ * Any thread. ST_ENOMEM only. */
+typedef struct st_job_event_s {
+  const st_envelope_t *env;
+  uint32_t attempt;
+  const char *transition; /* part of the id: st_job_state_name(), or "queued" */
+  const char *state;      /* jobs.state after the transition */
+  const char *type;       /* job.queued, job.succeeded, job.dead_lettered, job.cancelled */
+  uint64_t at_ms;
+  const json_t *extra;    /* more payload members (borrowed), NULL for none */
+} st_job_event_t;
+
+int st_job_event_make(const st_job_event_t *ev, char id[ST_SHA256_HEX_LEN + 1], char **json,
+                      st_error_t *err) ST_MUST_CHECK;
 
 #endif

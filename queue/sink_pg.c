@@ -4,9 +4,10 @@
  * thread): upsert the jobs row keyed on (tenant, job_id) so a job XADDed directly and one
  * submitted through the API converge, move its state forward (never back out of a final
  * state, never to an older attempt; the jobs trigger writes job_events), and for the
- * lifecycle transitions (succeeded, dead-lettered, cancelled) insert the outbox row whose
- * event_id is sha256("job\n" job_id "\n" attempt "\n" state): a re-run after a crash
- * computes the same id and ON CONFLICT DO NOTHING inserts nothing new. The outbox row is
+ * lifecycle transitions (succeeded, dead-lettered, cancelled) insert the outbox row (a
+ * stella.event/v1 envelope of type job.succeeded, job.dead_lettered or job.cancelled, made
+ * by st_job_event_make) whose event_id is stable: a re-run after a crash computes the
+ * same id and ON CONFLICT DO NOTHING inserts nothing new. The outbox row is
  * written only when the state row actually changed, so a late result for a job already
  * final elsewhere (cancelled, say) emits no contradicting event.
  *
@@ -22,7 +23,6 @@
 #include "stella/db.h"
 #include "stella/log.h"
 #include "stella/mem.h"
-#include "stella/sha256.h"
 
 #define FINAL_STATES "('succeeded', 'failed', 'cancelled', 'dead')"
 
@@ -80,40 +80,21 @@ static int insert_row(PGconn *c, pg_rec_t *r, long long *inserted, st_error_t *e
   return st_db_exec_count(c, sql, 9, p, inserted, err);
 }
 
-static int event_id(const pg_rec_t *r, char hex[ST_SHA256_HEX_LEN + 1], st_error_t *err) {
-  st_buf_t b = ST_BUF_INIT;
-  uint8_t d[ST_SHA256_LEN];
-  int rc = 0;
-
-  if (st_buf_addf(&b, "job\n%s\n%s\n%s", r->t->env->job_id, r->attempt,
-                  st_job_state_name(r->t->state)) ||
-      st_sha256(b.data, b.len, d))
-    rc = st_fail(err, ST_ENOMEM, "job state: cannot derive the event id");
-  else
-    st_sha256_hex(d, hex);
-  st_buf_release(&b);
-  return rc;
-}
-
-/* The outbox row's id and JSON, made once before the transaction (which may rerun). */
+/* The outbox row's id and envelope (st_job_event_make), made once before the transaction
+ * (which may rerun); the payload adds outcome, duration_ms and the reason. */
 static int make_event(pg_rec_t *r, st_error_t *err) {
   const st_job_transition_t *t = r->t;
-  const st_envelope_t *e = t->env;
-  json_t *ev;
+  json_t *extra = json_pack("{s:s, s:I}", "outcome", st_job_outcome_name(t->outcome),
+                            "duration_ms", (json_int_t)t->duration_ms);
+  st_job_event_t ev = {t->env, t->env->attempt, st_job_state_name(t->state), r->state,
+                       r->event_type, t->at_ms, extra};
   int rc;
 
-  if ((rc = event_id(r, r->event_id, err)))
-    return rc;
-  ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "event_id", r->event_id,
-                 "tenant", e->tenant, "job_id", e->job_id, "job_type", e->type, "attempt",
-                 (json_int_t)e->attempt, "state", r->state, "outcome",
-                 st_job_outcome_name(t->outcome), "duration_ms", (json_int_t)t->duration_ms,
-                 "at_ms", (json_int_t)t->at_ms);
-  if (ev && t->reason)
-    json_object_set_new(ev, "reason", json_string(t->reason));
-  if (!ev || !(r->event = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS)))
-    rc = st_fail(err, ST_ENOMEM, "job state: out of memory for the event");
-  json_decref(ev);
+  if (extra && t->reason)
+    json_object_set_new(extra, "reason", json_string(t->reason));
+  rc = extra ? st_job_event_make(&ev, r->event_id, &r->event, err)
+             : st_fail(err, ST_ENOMEM, "job state: out of memory for the event");
+  json_decref(extra);
   return rc;
 }
 

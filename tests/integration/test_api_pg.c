@@ -322,7 +322,7 @@ static void test_jobs_audit_idempotency(void **state) {
                              2, p),
                    1);
   assert_int_equal(admin_int("SELECT count(*) FROM outbox WHERE tenant_id = $1"
-                             " AND type = 'job.queued' AND payload->>'job_id' = $2",
+                             " AND type = 'job.queued' AND payload->'payload'->>'job_id' = $2",
                              2, p),
                    1);
   assert_int_equal(audit_rows(ta, rid, "ok"), 1);

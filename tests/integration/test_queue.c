@@ -289,25 +289,6 @@ static void test_backpressure(void **state) {
   redisFree(c);
 }
 
-/* Connections that stop answering (here: CLIENT PAUSE; in the wild: a reset the libuv
- * adapter swallows) are dropped by the watchdog and made again; work then goes on. */
-static void test_unanswered_reconnect(void **state) {
-  char log[512];
-  redisContext *c = rconn(redis_url);
-  char *id;
-  logpath(log, sizeof(log), "watchdog");
-  pid_t pid = spawn(redis_url, log, NULL);
-  WAIT_UNTIL(log_has(log, "claim connection up"));
-  freeReplyObject(redisCommand(c, "CLIENT PAUSE 7000 ALL"));
-  WAIT_UNTIL(log_has(log, "command connection unanswered for"));
-  WAIT_UNTIL(log_has(log, "claim connection unanswered for"));
-  id = submit(c, "{}"); /* answered once the pause ends */
-  WAIT_UNTIL(count(log, "succeeded", id, NULL) == 1);
-  stop(pid);
-  st_free(id);
-  redisFree(c);
-}
-
 /* ---- Redis restart, on a private redis-server with AOF ---- */
 
 static pid_t redis_start(int port, const char *dir) {
@@ -337,6 +318,18 @@ static int redis_ping(int port) {
   return ok;
 }
 
+/* Start a redis-server on port with its data in logdir/name; dir and url are filled. */
+static pid_t private_redis(const char *name, int port, char *dir, size_t dn, char *url,
+                           size_t un) {
+  pid_t pid;
+  snprintf(dir, dn, "%s/%s", logdir, name);
+  mkdir(dir, 0700);
+  snprintf(url, un, "redis://127.0.0.1:%d/0", port);
+  pid = redis_start(port, dir);
+  WAIT_UNTIL(redis_ping(port));
+  return pid;
+}
+
 static void test_redis_restart(void **state) {
   char dir[600], url[64], log[512];
   int port = free_port(), n = 8;
@@ -344,11 +337,7 @@ static void test_redis_restart(void **state) {
   redisContext *c;
   char *ids[8];
 
-  snprintf(dir, sizeof(dir), "%s/redis", logdir);
-  mkdir(dir, 0700);
-  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
-  rpid = redis_start(port, dir);
-  WAIT_UNTIL(redis_ping(port));
+  rpid = private_redis("redis", port, dir, sizeof(dir), url, sizeof(url));
   logpath(log, sizeof(log), "restart");
   pid = spawn(url, log, NULL);
   c = rconn(url);
@@ -379,6 +368,32 @@ static void test_redis_restart(void **state) {
   reap(rpid);
 }
 
+/* Connections that stop answering (here: CLIENT PAUSE; in the wild: a reset the libuv
+ * adapter swallows) are dropped by the watchdog and made again; work then goes on. On a
+ * private redis-server: a pause is server-wide and must not stall tests running beside. */
+static void test_unanswered_reconnect(void **state) {
+  char dir[600], url[64], log[512];
+  pid_t rpid, pid;
+  redisContext *c;
+  char *id;
+
+  rpid = private_redis("redis-pause", free_port(), dir, sizeof(dir), url, sizeof(url));
+  logpath(log, sizeof(log), "watchdog");
+  pid = spawn(url, log, NULL);
+  WAIT_UNTIL(log_has(log, "claim connection up"));
+  c = rconn(url);
+  freeReplyObject(redisCommand(c, "CLIENT PAUSE 7000 ALL"));
+  WAIT_UNTIL(log_has(log, "command connection unanswered for"));
+  WAIT_UNTIL(log_has(log, "claim connection unanswered for"));
+  id = submit(c, "{}"); /* answered once the pause ends */
+  WAIT_UNTIL(count(log, "succeeded", id, NULL) == 1);
+  stop(pid);
+  freeReplyObject(redisCommand(c, "SHUTDOWN"));
+  redisFree(c);
+  reap(rpid);
+  st_free(id);
+}
+
 int main(void) {
   const char *base = st_test_env("STELLA_REDIS_URL");
   const struct CMUnitTest tests[] = {
@@ -390,8 +405,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lease_heartbeat, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unanswered_reconnect, setup, teardown),
       cmocka_unit_test_teardown(test_redis_restart, teardown),
+      cmocka_unit_test_teardown(test_unanswered_reconnect, teardown),
   };
   int rc;
   snprintf(redis_url, sizeof(redis_url), "%s/%d", base, DB);

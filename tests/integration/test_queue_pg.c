@@ -1,7 +1,7 @@
 /* test_queue_pg.c: the job queue with durable state: real stellad processes with the
  * Postgres state sink, the outbox relay and the scheduler role, on a Postgres cluster of
  * this test's own (initdb in a temp dir, so restarting it disturbs no other test running in
- * parallel) and database 10 of the test Redis.
+ * parallel) and database 11 of the test Redis.
  *
  * Proves: kill -9 of one of two stellad mid-job -> exactly one jobs row, in state
  * succeeded, one `job.succeeded` outbox row and one event for it on stella:events, and a
@@ -23,8 +23,9 @@
 #include <stdarg.h>
 
 #include "stella/db.h"
+#include "timeline/timeline_event.h"
 
-#define DB 10
+#define DB 11 /* 9: test_queue, 10: e2e ops_metrics */
 #define PGBIN "/usr/lib/postgresql/15/bin"
 
 static char redis_url[256], pgdata[600], pg_port[16], app_url[256], admin_url[256];
@@ -88,25 +89,43 @@ static int job_state_is(const char *job_id, const char *state) {
 static long long outbox_n(const char *job_id, const char *type) {
   char sql[256];
   snprintf(sql, sizeof(sql),
-           "SELECT count(*) FROM outbox WHERE payload->>'job_id' = $1 AND type = '%s'", type);
+           "SELECT count(*) FROM outbox WHERE payload->'payload'->>'job_id' = $1 AND type = '%s'",
+           type);
   return q_int(sql, job_id);
 }
 
-/* Events on stella:events for job_id of the given type. */
+/* Events on stella:events for job_id of the given type. Every event seen must be one the
+ * timeline ingester (another team's consumer) accepts: stella.event/v1, routing fields
+ * equal to the envelope's. */
 static int events_n(redisContext *c, const char *job_id, const char *type) {
   redisReply *r = redisCommand(c, "XRANGE stella:events - +");
   int n = 0;
   for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
     const redisReply *f = r->element[i]->element[1];
     const char *t = NULL, *ev = NULL;
+    st_tl_raw_t raw = {"redis:stella:events", 1, 0, NULL, 0, NULL, NULL, NULL};
+    st_tl_event_t dec;
+    st_error_t err = ST_ERROR_INIT;
     for (size_t k = 0; k + 1 < f->elements; k += 2) {
-      if (!strcmp(f->element[k]->str, "type"))
-        t = f->element[k + 1]->str;
-      if (!strcmp(f->element[k]->str, "event"))
-        ev = f->element[k + 1]->str;
+      const char *key = f->element[k]->str, *v = f->element[k + 1]->str;
+      if (!strcmp(key, "type"))
+        t = raw.type = v;
+      else if (!strcmp(key, "event"))
+        ev = v;
+      else if (!strcmp(key, "event_id"))
+        raw.event_id = v;
+      else if (!strcmp(key, "tenant"))
+        raw.tenant = v;
     }
+    assert_non_null(ev);
+    raw.body = ev;
+    raw.body_len = strlen(ev);
+    st_tl_event_init(&dec);
+    if (st_tl_event_decode(&raw, &dec, &err))
+      fail_msg("event %s refused by the timeline decoder: %s", ev, st_error_text(&err));
+    st_tl_event_release(&dec);
     json_t *j = ev ? json_loads(ev, 0, NULL) : NULL;
-    const char *id = json_string_value(json_object_get(j, "job_id"));
+    const char *id = json_string_value(json_object_get(json_object_get(j, "payload"), "job_id"));
     n += t && id && !strcmp(t, type) && !strcmp(id, job_id);
     json_decref(j);
   }
