@@ -12,7 +12,9 @@
 -- insert an outbox row `export.<state>` whose event_id is `export:<run_id>:<state>`:
 -- stable, so a repeated transaction inserts nothing new (ON CONFLICT DO NOTHING) and
 -- consumers dedupe on (tenant, event_id); the relay retries publishing until it succeeds.
--- The evidence_refs of the payload stay empty until the Evidence Locker takes snapshots.
+-- The row is a stella.event/v1 envelope (schemas/json/event-v1.schema.json), subject
+-- export/<run_id>; once the bundle exists its `evidence` names it (sha256 digest, bundle
+-- id, the detached DSSE's key as manifest_ref). Evidence Locker snapshots come later.
 
 ALTER TABLE export_runs
   ADD COLUMN event_seq bigint NOT NULL DEFAULT 1 CHECK (event_seq >= 1),
@@ -75,15 +77,25 @@ BEGIN
     INSERT INTO public.outbox (event_id, tenant_id, type, payload)
     VALUES ('export:' || NEW.run_id || ':' || NEW.state, NEW.tenant_id,
             'export.' || NEW.state,
-            jsonb_build_object(
+            jsonb_strip_nulls(jsonb_build_object(
+              'schema', 'stella.event/v1',
               'event_id', 'export:' || NEW.run_id || ':' || NEW.state,
-              'tenant', NEW.tenant_id, 'run_id', NEW.run_id, 'profile', NEW.profile_name,
-              'project', NEW.project, 'kind', NEW.kind, 'state', NEW.state,
-              'plan_digest', NEW.plan_digest, 'manifest_digest', NEW.manifest_digest,
-              'bundle_id', NEW.bundle_id, 'artifact', CASE WHEN NEW.artifact_key IS NULL
-                THEN NULL ELSE jsonb_build_object('key', NEW.artifact_key,
-                  'sha256', NEW.artifact_sha256, 'size', NEW.artifact_size) END,
-              'counts', NEW.counts, 'error', NEW.error, 'evidence_refs', '[]'::jsonb))
+              'tenant', NEW.tenant_id, 'type', 'export.' || NEW.state,
+              'occurred_at', to_char(now() AT TIME ZONE 'UTC',
+                                     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+              'subject', 'export/' || NEW.run_id,
+              'payload', jsonb_build_object(
+                'run_id', NEW.run_id, 'profile', NEW.profile_name, 'project', NEW.project,
+                'kind', NEW.kind, 'state', NEW.state, 'plan_digest', NEW.plan_digest,
+                'manifest_digest', NEW.manifest_digest, 'bundle_id', NEW.bundle_id,
+                'artifact', CASE WHEN NEW.artifact_key IS NULL THEN NULL
+                  ELSE jsonb_build_object('key', NEW.artifact_key,
+                    'sha256', NEW.artifact_sha256, 'size', NEW.artifact_size) END,
+                'counts', NEW.counts, 'error', NEW.error),
+              'evidence', CASE WHEN NEW.artifact_sha256 IS NULL THEN NULL
+                ELSE jsonb_build_array(jsonb_build_object(
+                  'digest', 'sha256:' || NEW.artifact_sha256, 'bundle_id', NEW.bundle_id,
+                  'manifest_ref', NEW.manifest_key)) END)))
     ON CONFLICT DO NOTHING;
   END IF;
   RETURN NULL;

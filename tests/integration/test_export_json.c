@@ -17,6 +17,7 @@
 #include "stella/bundle.h"
 #include "stella/ledger.h"
 #include "stella/mem.h"
+#include "timeline/timeline_event.h"
 
 static const char *app_url, *admin_url;
 static char ta[32], tb[32];
@@ -160,6 +161,30 @@ static int count_dir(const char *dir) {
   return n;
 }
 
+/* Every export.* outbox row of run_id decodes as the timeline ingester decodes events. */
+static void events_decode(const char *run_id) {
+  PGconn *a = PQconnectdb(admin_url);
+  const char *p[1] = {run_id};
+  PGresult *r = PQexecParams(a, "SELECT event_id, tenant_id, type, payload::text FROM outbox "
+                                "WHERE event_id LIKE 'export:' || $1 || ':%'",
+                             1, NULL, p, NULL, NULL, 0);
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  assert_true(PQntuples(r) > 0);
+  for (int i = 0; i < PQntuples(r); i++) {
+    st_tl_raw_t raw = {"redis:stella:events", 1, 0, PQgetvalue(r, i, 3),
+                       (size_t)PQgetlength(r, i, 3), PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                       PQgetvalue(r, i, 2)};
+    st_tl_event_t ev;
+    st_error_t err = ST_ERROR_INIT;
+    st_tl_event_init(&ev);
+    if (st_tl_event_decode(&raw, &ev, &err))
+      fail_msg("%s: %s", PQgetvalue(r, i, 0), st_error_text(&err));
+    st_tl_event_release(&ev);
+  }
+  PQclear(r);
+  PQfinish(a);
+}
+
 static long long sql_int(const char *sql, const char *arg) {
   PGconn *a = PQconnectdb(admin_url);
   const char *p[1] = {arg};
@@ -242,6 +267,16 @@ static void raw_deterministic_verified_and_evented(void **state) {
   json_decref(ev);
   assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE event_id LIKE 'export:' || $1 || "
                            "':%'", r1), 3);
+  /* stella.event/v1 envelopes; built and distributed name the bundle as evidence */
+  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE event_id LIKE 'export:' || $1 || "
+                           "':%' AND payload->>'schema' = 'stella.event/v1' AND "
+                           "payload->>'subject' = 'export/' || $1 AND payload->>'type' = type",
+                           r1), 3);
+  assert_int_equal(sql_int("SELECT count(*) FROM outbox o JOIN export_runs r ON o.payload->"
+                           "'evidence'->0->>'digest' = 'sha256:' || r.artifact_sha256 WHERE "
+                           "r.run_id::text = $1 AND o.event_id LIKE 'export:' || $1 || ':%'",
+                           r1), 2);
+  events_decode(r1);
   /* another tenant sees nothing and cannot cancel */
   assert_int_equal(st_export_run_get(pool, tb, r1, &ev, &err), ST_ENOENT);
   assert_int_equal(st_export_run_cancel(pool, tb, r1, NULL, &err), ST_ENOENT);
