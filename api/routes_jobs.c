@@ -8,13 +8,12 @@
  * as its last step before COMMIT: a failed XADD rolls everything back (503), and a lost
  * COMMIT after a good XADD leaves an entry whose job_id the workers' Postgres sink turns
  * into the row (an entry XADDed twice by a retried transaction is deduplicated on pickup
- * by job_id). Redis is reached with a short-lived blocking hiredis connection on the
+ * by job_id). Redis is reached with a short-lived blocking hiredis connection (st_queue_xadd) on the
  * server thread: one per request, no shared state. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
 
 #include "api_internal.h"
 #include "envelope.h"
@@ -23,9 +22,8 @@
 #include "stella/log.h"
 #include "stella/mem.h"
 #include "stella/sha256.h"
+#include "submit.h"
 #include "transport.h"
-
-#define REDIS_TIMEOUT_S 5
 
 typedef struct submit_s {
   st_api_req_t *req;
@@ -37,43 +35,9 @@ typedef struct submit_s {
 
 static int xadd(const st_api_t *api, const char *type, const st_buf_t *bytes,
                 st_error_t *err) {
-  struct timeval tv = {REDIS_TIMEOUT_S, 0};
-  st_buf_t stream = ST_BUF_INIT;
-  redisContext *c = NULL;
-  redisReply *r = NULL;
-  char *host = NULL;
-  int port = 0, db = 0, rc;
-
-  if ((rc = st_redis_url_parse(api->redis_url, &host, &port, &db, err)) ||
-      (rc = st_envelope_stream(type, &stream)))
-    goto done;
-  c = redisConnectWithTimeout(host, port, tv);
-  if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
-    rc = st_fail(err, ST_EREDIS, "jobs: redis %s:%d: %s", host, port, c ? c->errstr : "no memory");
-    goto done;
-  }
-  if (db) {
-    r = redisCommand(c, "SELECT %d", db);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-      rc = st_fail(err, ST_EREDIS, "jobs: redis SELECT %d failed", db);
-      goto done;
-    }
-    freeReplyObject(r);
-  }
-  r = redisCommand(c, "XADD %s * e %b", stream.data, bytes->data, bytes->len);
-  if (!r || r->type != REDIS_REPLY_STRING)
-    rc = st_fail(err, ST_EREDIS, "jobs: XADD %s: %s", stream.data,
-                 r && r->str ? r->str : c->errstr);
-done:
-  freeReplyObject(r);
-  if (c)
-    redisFree(c);
-  st_free(host);
-  st_buf_release(&stream);
-  return rc;
+  return st_queue_xadd(api->redis_url, type, bytes->data, bytes->len, err);
 }
 
-/* The job.queued event, made like every job event (st_job_event_make, queue/sink.h). */
 static int outbox_queued(PGconn *c, const st_envelope_t *env, st_error_t *err) {
   struct timespec now;
   char id[ST_SHA256_HEX_LEN + 1];

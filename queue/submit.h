@@ -14,7 +14,10 @@
 
 #define ST_SUBMIT_TIMEOUT_S 5
 
-/* Encode env (max_bytes as st_envelope_encode) and XADD it to its type's stream. */
+/* XADD an encoded envelope (bytes[0..len)) of job type `type` to its stream. */
+int st_queue_xadd(const char *redis_url, const char *type, const void *bytes, size_t len,
+                  st_error_t *err) ST_MUST_CHECK;
+/* Encode env (max_bytes as st_envelope_encode) and st_queue_xadd it. */
 int st_queue_submit(const char *redis_url, const st_envelope_t *env, size_t max_bytes,
                     st_error_t *err) ST_MUST_CHECK;
 
