@@ -19,6 +19,9 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSTELLA_FUZZ=ON \
   -DSTELLA_SANITIZE=ON -DSTELLA_TESTS=ON >/dev/null
 cmake --build build-fuzz -j "$JOBS"
 
+# Tests start from empty private services: a database left by ops/demo.sh may hold
+# migrations applied before newer files landed.
+bash ops/services.sh down
 trap 'bash ops/services.sh down' EXIT
 bash ops/services.sh up
 eval "$(bash ops/services.sh env)"
