@@ -61,7 +61,8 @@ cmp -s a1.tar a2.tar || fail "oci-archive bytes differ between two runs"
 skopeo inspect --raw oci-archive:a1.tar:2 >raw.json || fail "skopeo cannot read the oci-archive"
 [ "sha256:$(sha256sum <raw.json | cut -d' ' -f1)" = "$(cat d1)" ] || fail "skopeo sees another manifest"
 umoci ls --layout layout | grep -qx 2 || fail "umoci does not list tag 2"
-tar -tf a1.tar | head -3 | grep -qx 'blobs/' || fail "archive does not start with blobs/"
+tar -tf a1.tar >listing || fail "tar cannot list the oci-archive"
+head -3 listing | grep -qx 'blobs/' || fail "archive does not start with blobs/"
 "$STELLA" oci verify a1.tar >/dev/null || fail "verify refused a good archive"
 cp -r layout bad && blob=$(jq -r '.layers[0].digest' raw.json | cut -d: -f2)
 printf 'X' | dd of="bad/blobs/sha256/$blob" bs=1 seek=100 conv=notrunc 2>/dev/null
