@@ -1,7 +1,8 @@
 /* test_export_json.c: the JSON export adapters and the run lifecycle on real Postgres
  * with the filesystem object store: json:raw twice gives byte-identical bundles that
  * verify, with every state change in the run's event log in order and one outbox row per
- * lifecycle event; json:policy joins verdicts with advisories and VEX; redaction keeps
+ * lifecycle event; zstd and uncompressed outputs are deterministic too and read back with
+ * the zstd tool and cat; json:policy joins verdicts with advisories and VEX; redaction keeps
  * only allowlisted fields; a run cancelled mid-way stores nothing and leaves no work
  * files; a ledger change after planning fails the run with nothing stored; single-flight
  * and the per-tenant limit refuse a second active run; another tenant cannot read,
@@ -290,7 +291,8 @@ static void raw_deterministic_verified_and_evented(void **state) {
 }
 
 /* The text of payload/<name> of a stored bundle, gunzipped, through tar and gzip. */
-static void payload_text(const st_buf_t *bundle, const char *name, st_buf_t *out) {
+static void payload_text_with(const st_buf_t *bundle, const char *name, const char *decomp,
+                              st_buf_t *out) {
   char path[4096], cmd[8192], chunk[4096];
   FILE *f, *p;
   size_t n;
@@ -298,12 +300,52 @@ static void payload_text(const st_buf_t *bundle, const char *name, st_buf_t *out
   assert_non_null(f = fopen(path, "wb"));
   assert_int_equal(fwrite(bundle->data, 1, bundle->len, f), bundle->len);
   fclose(f);
-  snprintf(cmd, sizeof(cmd), "tar -xzOf %s payload/%s | gzip -dc", path, name);
+  snprintf(cmd, sizeof(cmd), "tar -xzOf %s payload/%s | %s", path, name, decomp);
   assert_non_null(p = popen(cmd, "r"));
   while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
     assert_int_equal(st_buf_add(out, chunk, n), 0);
   assert_int_equal(pclose(p), 0);
   unlink(path);
+}
+
+static void payload_text(const st_buf_t *bundle, const char *name, st_buf_t *out) {
+  payload_text_with(bundle, name, "gzip -dc", out);
+}
+
+/* zstd (read back by the zstd tool) and no compression; both deterministic. */
+static void zstd_and_none(void **state) {
+  static const char *const comp[][3] = {{"zst", "zstd", "zstd -dc"}, {"plain", "none", "cat"}};
+  (void)state;
+  for (int i = 0; i < 2; i++) {
+    char json[256], name[32], r1[40], r2[40];
+    st_error_t err = ST_ERROR_INIT;
+    st_buf_t b1 = ST_BUF_INIT, b2 = ST_BUF_INIT, text = ST_BUF_INIT;
+    json_t *run1 = NULL, *run2 = NULL;
+    size_t lines = 0;
+    snprintf(json, sizeof(json), "{\"name\":\"%s\",\"kind\":\"json:raw\",\"compression\":"
+             "\"%s\",\"filters\":{\"sources\":[\"advisories\"]}}", comp[i][0], comp[i][1]);
+    make_profile(json);
+    assert_int_equal(start(ta, comp[i][0], 4, r1, &err), 0);
+    if (run_export(r1, NULL, &err))
+      fail_msg("%s: %s", comp[i][1], st_error_text(&err));
+    assert_int_equal(start(ta, comp[i][0], 4, r2, &err), 0);
+    if (run_export(r2, NULL, &err))
+      fail_msg("%s again: %s", comp[i][1], st_error_text(&err));
+    get_object(artifact(r1, &run1), &b1);
+    get_object(artifact(r2, &run2), &b2);
+    assert_int_equal(b1.len, b2.len);
+    assert_memory_equal(b1.data, b2.data, b1.len);
+    snprintf(name, sizeof(name), "advisories.ndjson%s", i == 0 ? ".zst" : "");
+    payload_text_with(&b1, name, comp[i][2], &text);
+    for (size_t k = 0; k < text.len; k++)
+      lines += text.data[k] == '\n';
+    assert_int_equal(lines, 5);
+    json_decref(run1);
+    json_decref(run2);
+    st_buf_release(&b1);
+    st_buf_release(&b2);
+    st_buf_release(&text);
+  }
 }
 
 static void policy_joins_and_redaction(void **state) {
@@ -418,6 +460,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(raw_deterministic_verified_and_evented),
       cmocka_unit_test(policy_joins_and_redaction),
+      cmocka_unit_test(zstd_and_none),
       cmocka_unit_test(cancel_leaves_nothing),
       cmocka_unit_test(ledger_change_fails_with_nothing_stored),
       cmocka_unit_test(single_flight_and_tenant_limit),

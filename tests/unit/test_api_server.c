@@ -219,6 +219,19 @@ static int download(st_api_req_t *req, void *arg) {
   return st_api_reply_file(req, dl_path, "application/octet-stream");
 }
 
+/* The same 1000 bytes as the download file ('a' + i % 26), generated at any offset. */
+static long gen_read(void *arg, unsigned long long pos, char *buf, size_t max) {
+  size_t n = 0;
+  (void)arg;
+  for (; n < max && pos + n < 1000; n++)
+    buf[n] = (char)('a' + (pos + n) % 26);
+  return (long)n;
+}
+
+static int ranged(st_api_req_t *req, void *arg) {
+  return st_api_reply_ranged(req, "application/octet-stream", 1000, gen_read, NULL, NULL);
+}
+
 static long chunk_read(void *arg, unsigned long long pos, char *buf, size_t max) {
   static const char *parts[] = {"one,", "two,", "three"};
   int *i = arg;
@@ -287,6 +300,7 @@ static const st_api_route_t test_routes[] = {
      NULL},
     {"PUT", "/spool", "evidence:write", 0, ST_API_BODY_FILE, 1 << 20, spool_done, NULL, NULL},
     {"GET", "/download", NULL, ST_API_PUBLIC, ST_API_BODY_NONE, 0, download, NULL, NULL},
+    {"GET", "/ranged", NULL, ST_API_PUBLIC, ST_API_BODY_NONE, 0, ranged, NULL, NULL},
     {"GET", "/chunks", NULL, ST_API_PUBLIC, ST_API_BODY_NONE, 0, chunks, NULL, NULL},
     {"GET", "/events", NULL, ST_API_PUBLIC, ST_API_BODY_NONE, 0, events, NULL, NULL},
     {"GET", "/trace", NULL, ST_API_PUBLIC, ST_API_BODY_NONE, 0, trace, NULL, NULL},
@@ -664,38 +678,44 @@ static void test_spooled_file(void **state) {
   st_free(body);
 }
 
+/* A file (st_api_reply_file) and a generated body (st_api_reply_ranged) alike. */
 static void test_ranges(void **state) {
+  static const char *const paths[] = {"/download", "/ranged"};
   resp_t r;
   char v[128];
 
-  r = http("GET", "/download", NULL, NULL, NULL, NULL);
-  assert_int_equal(r.status, 200);
-  assert_int_equal(r.body.len, 1000);
-  assert_true(hdr(&r, "Accept-Ranges", v, sizeof(v)));
-  resp_release(&r);
-  r = http("GET", "/download", NULL, "Range: bytes=26-30", NULL, NULL);
-  assert_int_equal(r.status, 206);
-  assert_string_equal(r.body.data, "abcde");
-  assert_true(hdr(&r, "Content-Range", v, sizeof(v)));
-  assert_string_equal(v, "bytes 26-30/1000");
-  resp_release(&r);
-  r = http("GET", "/download", NULL, "Range: bytes=-4", NULL, NULL);
-  assert_int_equal(r.status, 206);
-  assert_string_equal(r.body.data, "ijkl"); /* bytes 996..999: 996 % 26 = 8 */
-  resp_release(&r);
-  r = http("GET", "/download", NULL, "Range: bytes=990-", NULL, NULL);
-  assert_int_equal(r.status, 206);
-  assert_int_equal(r.body.len, 10);
-  resp_release(&r);
-  r = http("GET", "/download", NULL, "Range: bytes=1000-", NULL, NULL);
-  assert_problem(&r, 416, "range-not-satisfiable");
-  assert_true(hdr(&r, "Content-Range", v, sizeof(v)));
-  assert_string_equal(v, "bytes */1000");
-  resp_release(&r);
-  r = http("GET", "/download", NULL, "Range: bytes=0-1,5-6", NULL, NULL); /* multi: whole */
-  assert_int_equal(r.status, 200);
-  assert_int_equal(r.body.len, 1000);
-  resp_release(&r);
+  for (size_t p = 0; p < 2; p++) {
+    const char *path = paths[p];
+
+    r = http("GET", path, NULL, NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 1000);
+    assert_true(hdr(&r, "Accept-Ranges", v, sizeof(v)));
+    resp_release(&r);
+    r = http("GET", path, NULL, "Range: bytes=26-30", NULL, NULL);
+    assert_int_equal(r.status, 206);
+    assert_string_equal(r.body.data, "abcde");
+    assert_true(hdr(&r, "Content-Range", v, sizeof(v)));
+    assert_string_equal(v, "bytes 26-30/1000");
+    resp_release(&r);
+    r = http("GET", path, NULL, "Range: bytes=-4", NULL, NULL);
+    assert_int_equal(r.status, 206);
+    assert_string_equal(r.body.data, "ijkl"); /* bytes 996..999: 996 % 26 = 8 */
+    resp_release(&r);
+    r = http("GET", path, NULL, "Range: bytes=990-", NULL, NULL);
+    assert_int_equal(r.status, 206);
+    assert_int_equal(r.body.len, 10);
+    resp_release(&r);
+    r = http("GET", path, NULL, "Range: bytes=1000-", NULL, NULL);
+    assert_problem(&r, 416, "range-not-satisfiable");
+    assert_true(hdr(&r, "Content-Range", v, sizeof(v)));
+    assert_string_equal(v, "bytes */1000");
+    resp_release(&r);
+    r = http("GET", path, NULL, "Range: bytes=0-1,5-6", NULL, NULL); /* multi: whole */
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 1000);
+    resp_release(&r);
+  }
 }
 
 static void test_chunked_response(void **state) {

@@ -1,7 +1,8 @@
 /* build.c: the document pass of the JSON adapters: read the ledger in plan order, check
  * each item against the recorded plan (kind, tenant, id, digest: a difference means the
  * ledger changed since planning), redact, and append the canonical line to its NDJSON
- * output (gzip through zlib: no name, mtime 0, so the bytes are reproducible).
+ * output (gzip through zlib: no name, mtime 0; or zstd: one thread, level 3, checksum; so
+ * the bytes are reproducible).
  *
  * json:policy joins each policy result with its advisory (by id or alias: id, summary,
  * severity, modified, aliases; redacted like a document) and the VEX statements on the
@@ -21,30 +22,57 @@
 static const char *const raw_names[ST_LEDGER_NKINDS] = {"advisories", "vex", "policy_packs",
                                                         "policy_results"};
 
-static int out_open(st__xout_t *o, const char *dir, const char *name, int gz, st_error_t *err) {
+#define ZSTD_LEVEL 3
+
+/* comp: "none", "gzip" or "zstd" (validated with the profile). */
+static int out_open(st__xout_t *o, const char *dir, const char *name, const char *comp,
+                    st_error_t *err) {
   st_buf_t p = ST_BUF_INIT;
-  int rc = 0;
+  int rc = 0, zstd = !strcmp(comp, "zstd");
   o->name = name;
-  o->gz = gz;
-  if (st_buf_addf(&p, "%s/%s.ndjson%s", dir, name, gz ? ".gz" : "")) {
+  o->gz = !strcmp(comp, "gzip");
+  if (st_buf_addf(&p, "%s/%s.ndjson%s", dir, name, o->gz ? ".gz" : zstd ? ".zst" : "")) {
     st_buf_release(&p);
     return st_fail(err, ST_ENOMEM, "export: out of memory");
   }
   o->path = p.data; /* detached */
   if (!(o->f = fopen(o->path, "wbx")))
     return st_fail(err, ST_EIO, "export: cannot create %s", o->path);
-  if (gz) {
+  if (o->gz) {
     if (deflateInit2(&o->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
       rc = st_fail(err, ST_ENOMEM, "export: zlib init");
     else
       o->zinit = 1;
+  } else if (zstd) {
+    /* one thread, fixed level, a checksum: the same input gives the same frame */
+    if (!(o->zc = ZSTD_createCCtx()) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(o->zc, ZSTD_c_compressionLevel, ZSTD_LEVEL)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(o->zc, ZSTD_c_checksumFlag, 1)))
+      rc = st_fail(err, ST_ENOMEM, "export: zstd init");
   }
   return rc;
+}
+
+static int out_zstd(st__xout_t *o, const void *data, size_t len, int finish, st_error_t *err) {
+  unsigned char buf[65536];
+  ZSTD_inBuffer in = {data, len, 0};
+  size_t left;
+  do {
+    ZSTD_outBuffer out = {buf, sizeof(buf), 0};
+    left = ZSTD_compressStream2(o->zc, &out, &in, finish ? ZSTD_e_end : ZSTD_e_continue);
+    if (ZSTD_isError(left))
+      return st_fail(err, ST_EIO, "export: zstd %s: %s", o->path, ZSTD_getErrorName(left));
+    if (out.pos && fwrite(buf, 1, out.pos, o->f) != out.pos)
+      return st_fail(err, ST_EIO, "export: writing %s", o->path);
+  } while (finish ? left != 0 : in.pos < in.size);
+  return 0;
 }
 
 static int out_put(st__xout_t *o, const void *data, size_t len, int finish, st_error_t *err) {
   unsigned char buf[65536];
   int zrc;
+  if (o->zc)
+    return out_zstd(o, data, len, finish, err);
   if (!o->gz) {
     if (len && fwrite(data, 1, len, o->f) != len)
       return st_fail(err, ST_EIO, "export: writing %s", o->path);
@@ -75,7 +103,7 @@ static int out_line(st__xout_t *o, const st_buf_t *line, st_error_t *err) {
 }
 
 static int out_close(st__xout_t *o, st_error_t *err) {
-  int rc = o->gz ? out_put(o, NULL, 0, 1, err) : 0;
+  int rc = o->gz || o->zc ? out_put(o, NULL, 0, 1, err) : 0;
   if (o->f && fclose(o->f) && !rc)
     rc = st_fail(err, ST_EIO, "export: closing %s", o->path);
   o->f = NULL;
@@ -87,6 +115,7 @@ void st__xout_release(st__xout_t *o) {
     fclose(o->f);
   if (o->zinit)
     deflateEnd(&o->z);
+  ZSTD_freeCCtx(o->zc);
   st_free(o->path);
   memset(o, 0, sizeof(*o));
 }
@@ -277,11 +306,9 @@ int st__xbuild_documents(st__xbuild_t *b, st_error_t *err) {
   st_export_filters_t f;
   st_ledger_iter_t *it = NULL;
   st_buf_t line = ST_BUF_INIT;
-  int rc, gz = !strcmp(b->prof.compression, "gzip");
+  const char *comp = b->prof.compression;
+  int rc;
 
-  if (!strcmp(b->prof.compression, "zstd"))
-    return st_fail(err, ST_EUNSUPPORTED, "compression: zstd is not built into this adapter "
-                   "(use gzip or none)");
   if ((rc = st_export_filters_parse(b->prof.filters, &f, err)))
     return rc;
   strcpy(b->created, "1970-01-01T00:00:00Z");
@@ -289,12 +316,12 @@ int st__xbuild_documents(st__xbuild_t *b, st_error_t *err) {
     b->nouts = 2;
     if (!(b->adv = json_object()) || !(b->vex = json_object()))
       rc = st_fail(err, ST_ENOMEM, "export: out of memory");
-    else if (!(rc = out_open(&b->outs[0], b->dir, "findings", gz, err)))
-      rc = out_open(&b->outs[1], b->dir, "policy_packs", gz, err);
+    else if (!(rc = out_open(&b->outs[0], b->dir, "findings", comp, err)))
+      rc = out_open(&b->outs[1], b->dir, "policy_packs", comp, err);
   } else {
     b->nouts = ST_LEDGER_NKINDS;
     for (int k = 0; k < ST_LEDGER_NKINDS && !rc; k++)
-      rc = out_open(&b->outs[k], b->dir, raw_names[k], gz, err);
+      rc = out_open(&b->outs[k], b->dir, raw_names[k], comp, err);
   }
   for (size_t t = 0; t < b->plan.ntenants && !rc; t++) {
     for (int k = 0; k < ST_LEDGER_NKINDS && !rc; k++) {

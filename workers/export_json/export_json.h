@@ -4,7 +4,7 @@
  * Layout (docs/export-center.md, "JSON adapters"): one NDJSON file per document type
  * under payload/ (advisories, vex, policy_packs, policy_results for json:raw; findings
  * and policy_packs for json:policy), one line per document in plan order, each line the
- * RFC 8785 form of the (redacted) document; `.ndjson.gz` with gzip compression. NDJSON per
+ * RFC 8785 form of the (redacted) document; `.ndjson.gz` with gzip, `.ndjson.zst` with zstd. NDJSON per
  * type rather than a file per document: a bundle holds at most ST_BUNDLE_MAX_ENTRIES
  * entries (100,000 advisories would not fit) and each entry costs a tar header, a
  * manifest entry and a Merkle leaf. Redaction keeps only the profile's allowlisted
@@ -21,7 +21,7 @@
  * Ownership: the environment is borrowed. Thread rules: blocks on Postgres and disk;
  * worker threads only. Errors: ST_ECANCELED (the run was cancelled, or env->cancel set),
  * ST_ECONFLICT (the ledger changed since the run was planned), ST_EUNSUPPORTED (a profile
- * kind or compression this adapter does not build), export.h's and bundle.h's codes.
+ * kind this adapter does not build), export.h's and bundle.h's codes.
  */
 #ifndef STELLA_WORKERS_EXPORT_JSON_H
 #define STELLA_WORKERS_EXPORT_JSON_H

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "export/export.h"
 #include "export_json.h"
@@ -15,6 +16,7 @@ typedef struct st__xout_s {
   char *path;
   FILE *f;
   z_stream z;
+  ZSTD_CCtx *zc; /* zstd, else gz or plain */
   int gz, zinit;
   long long count;
 } st__xout_t;

@@ -85,7 +85,9 @@ static int seal(st__xbuild_t *b, const json_t *counts, st_bundle_sealed_t *seale
   for (size_t i = 0; i < b->nouts; i++) {
     const char *base = strrchr(b->outs[i].path, '/') + 1;
     in[i] = (st_bundle_input_t){base, ST_BUNDLE_SRC_FILE, b->outs[i].path, NULL, 0,
-                                b->outs[i].gz ? "application/gzip" : "application/x-ndjson"};
+                                b->outs[i].gz   ? "application/gzip"
+                                : b->outs[i].zc ? "application/zstd"
+                                                : "application/x-ndjson"};
   }
   spec.kind = "export";
   spec.tenant = b->tenant;

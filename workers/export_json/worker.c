@@ -2,8 +2,10 @@
  * st_export_plan_payload are accepted and ignored: the run row is the truth). The job's
  * tenant is the run's. Per job it opens the object store and the signer the
  * configuration names (signing_key is required: an export is always signed) and runs
- * st_export_json_run. A permanent failure, or a transient one on the last attempt, marks
- * the run failed with the reason; a cancel leaves it cancelled (the API set it). */
+ * st_export_json_run. A permanent failure, a transient one on the last attempt, or the
+ * job timeout marks the run failed with the reason; a user cancel leaves it cancelled (the
+ * API set it); a shutdown leaves it running for the job's next delivery, which rebuilds it
+ * (the recorded plan must still match). */
 #include <string.h>
 
 #include "export_json_int.h"
@@ -67,7 +69,10 @@ static int run(st_job_t *job, st_job_ctx_t *ctx, st_error_t *err) {
   env.ud = ctx;
   rc = st_export_json_run(&env, tenant, run_id, err);
 done:
-  if (rc && rc != ST_ECANCELED &&
+  /* a timeout is final for the run; a shutdown releases the job, which runs again */
+  if (rc == ST_ECANCELED && atomic_load(&ctx->cancel) == ST_CANCEL_TIMEOUT)
+    st_fail(err, ST_ECANCELED, "export run %s: timed out (job_timeout_ms)", run_id);
+  if (rc && (rc != ST_ECANCELED || atomic_load(&ctx->cancel) == ST_CANCEL_TIMEOUT) &&
       (st_err_classify(rc) != ST_ERRCLASS_TRANSIENT || job->env->attempt >= MAX_ATTEMPTS)) {
     st_error_t e2 = ST_ERROR_INIT;
     if (st_export_run_set_state(ctx->db, tenant, run_id, "failed", st_error_text(err), &e2))
