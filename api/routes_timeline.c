@@ -34,25 +34,6 @@ static void put(json_t *o, const char *k, const char *v) {
   json_object_set_new(o, k, v ? json_string(v) : json_null());
 }
 
-/* The same fields as `stella timeline query --json`. */
-static json_t *row_json(const st_tl_row_t *r) {
-  json_t *o = json_object();
-  if (!o)
-    return NULL;
-  put(o, "event_id", r->event_id);
-  put(o, "type", r->type);
-  put(o, "occurred_at", r->occurred_at);
-  put(o, "source", r->source);
-  json_object_set_new(o, "source_seq", json_integer((json_int_t)r->seq));
-  json_object_set_new(o, "source_seq_minor", json_integer((json_int_t)r->seq_minor));
-  put(o, "subject", r->subject);
-  put(o, "actor", r->actor);
-  put(o, "trace_id", r->trace_id);
-  put(o, "correlation_id", r->correlation_id);
-  put(o, "ingested_at", r->ingested_at);
-  return o;
-}
-
 static const char *outcome_of(int rc) {
   return !rc                 ? "ok"
          : rc == ST_EINVAL   ? "bad_request"
@@ -126,7 +107,7 @@ static int tl_list(st_api_req_t *req, void *arg) {
   if (!(items = json_array()))
     goto done;
   for (size_t i = 0; i < page.n; i++)
-    if (json_array_append_new(items, row_json(&page.rows[i])))
+    if (json_array_append_new(items, st_tl_row_json(&page.rows[i])))
       goto done;
   if (!(out = json_pack("{s:O, s:o}", "items", items, "next_cursor",
                         page.next_cursor ? json_string(page.next_cursor) : json_null())))
@@ -172,7 +153,7 @@ static int tl_get(st_api_req_t *req, void *arg) {
     return rc;
   }
   rc = ST_ENOMEM;
-  if (!(out = row_json(&row)) || !(pj = json_loads(payload, 0, NULL)) ||
+  if (!(out = st_tl_row_json(&row)) || !(pj = json_loads(payload, 0, NULL)) ||
       json_object_set_new(out, "payload", pj))
     goto done;
   if ((rc = st_api_audit(req, NULL, "timeline.get", res, "ok")))
