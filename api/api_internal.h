@@ -98,6 +98,7 @@ struct st_api_s {
   char spec_etag[72];
   char *spec_version;
   struct st__export_api_s *exports; /* routes_export.c; NULL without pg_url */
+  struct st__timeline_api_s *timeline; /* routes_timeline.c; NULL without pg_url */
 };
 
 typedef struct st__hdr_s {

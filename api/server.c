@@ -26,6 +26,7 @@
 
 #include "api_internal.h"
 #include "routes_export.h"
+#include "routes_timeline.h"
 #include "stella/log.h"
 #include "stella/mem.h"
 
@@ -428,6 +429,7 @@ void st_api_free(st_api_t *api) {
     MHD_stop_daemon(api->daemon);
   }
   st__export_routes_free(api->exports);
+  st__timeline_routes_free(api->timeline);
   if (api->has_store && api->store.release)
     api->store.release(api->store.self);
   st_db_pool_free(api->own_db);
@@ -459,7 +461,8 @@ static int start_db(st_api_t *api, const st_config_t *cfg, st_error_t *err) {
     return rc;
   st_api_set_store(api, &store);
   if ((rc = st__jobs_routes(api, cfg, err)) || (rc = st__audit_routes(api, err)) ||
-      (rc = st__export_routes(api, cfg, api->db, &api->exports, err)))
+      (rc = st__export_routes(api, cfg, api->db, &api->exports, err)) ||
+      (rc = st__timeline_routes(api, cfg, &api->timeline, err)))
     return rc;
   return 0;
 }

@@ -84,22 +84,6 @@ static void put(json_t *o, const char *k, const char *v) {
   json_object_set_new(o, k, v ? json_string(v) : json_null());
 }
 
-static json_t *row_json(const st_tl_row_t *r) {
-  json_t *o = json_object();
-  put(o, "event_id", r->event_id);
-  put(o, "type", r->type);
-  put(o, "occurred_at", r->occurred_at);
-  put(o, "source", r->source);
-  json_object_set_new(o, "source_seq", json_integer((json_int_t)r->seq));
-  json_object_set_new(o, "source_seq_minor", json_integer((json_int_t)r->seq_minor));
-  put(o, "subject", r->subject);
-  put(o, "actor", r->actor);
-  put(o, "trace_id", r->trace_id);
-  put(o, "correlation_id", r->correlation_id);
-  put(o, "ingested_at", r->ingested_at);
-  return o;
-}
-
 static void print_json(json_t *j) {
   char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   if (s)
@@ -124,7 +108,7 @@ static int do_query(st_db_pool_t *pool, const st_config_t *cfg, opts_t *o) {
   if (o->json) {
     json_t *arr = json_array(), *doc = json_object();
     for (size_t i = 0; i < page.n; i++)
-      json_array_append_new(arr, row_json(&page.rows[i]));
+      json_array_append_new(arr, st_tl_row_json(&page.rows[i]));
     json_object_set_new(doc, "items", arr);
     put(doc, "next_cursor", page.next_cursor);
     print_json(doc);
@@ -152,7 +136,7 @@ static int do_get(st_db_pool_t *pool, opts_t *o) {
 
   if (st_tl_get(pool, o->tenant, o->id, &row, &payload, &err))
     return fail(&err);
-  j = row_json(&row);
+  j = st_tl_row_json(&row);
   json_object_set_new(j, "payload", json_loads(payload, 0, NULL));
   print_json(j);
   st_tl_row_release(&row);

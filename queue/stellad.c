@@ -7,7 +7,8 @@
  *            state is only logged, and a warning says so.
  * scheduler  cron schedules and event triggers (scheduler.h); needs pg_url.
  * With pg_url, either role also runs the outbox relay (outbox_relay.h; config
- * outbox_relay), of which one process at a time is the leader. The ops listener
+ * outbox_relay), of which one process at a time is the leader; the worker role with pg_url
+ * also runs the timeline ingester (timeline_ingest.h; config timeline_ingest). The ops listener
  * (ops_http.h) runs for both. api        the HTTP front (api.h), beside the others or alone.
  * Without the worker role (whose loop handles SIGTERM and SIGINT) the main thread blocks
  * those signals before any thread starts and waits for them with sigwait. */
@@ -28,6 +29,7 @@
 #include "stella/metrics.h"
 #include "stella/version.h"
 #include "supervisor.h"
+#include "timeline/timeline_ingest.h"
 
 /* Whether the comma-separated list has `role`. */
 static int has_role(const char *roles, const char *role) {
@@ -49,6 +51,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
   st_ops_http_t *ops = NULL;
   st_db_pool_t *db = NULL;
   st_outbox_relay_t *relay = NULL;
+  st_tl_ingester_t *tl = NULL;
   st_scheduler_t *sc = NULL;
   st_state_sink_t sink;
   const char *pg = st_config_str(cfg, "pg_url");
@@ -67,6 +70,8 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
       (pg && st_config_bool(cfg, "outbox_relay") &&
        st_outbox_relay_start(pg, st_config_str(cfg, "redis_url"),
                              (uint64_t)st_config_int(cfg, "outbox_poll_ms"), &relay, &err)) ||
+      (worker && pg && st_config_bool(cfg, "timeline_ingest") &&
+       st_tl_ingester_start(pg, st_config_str(cfg, "redis_url"), &tl, &err)) ||
       (sched && st_scheduler_start(cfg, db, &sc, &err))) {
     st_error("stellad: %s", st_error_text(&err));
     goto done;
@@ -89,6 +94,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
   }
 done:
   st_scheduler_stop(sc);
+  st_tl_ingester_stop(tl);
   st_outbox_relay_stop(relay);
   st_db_pool_free(db);
   st_ops_http_stop(ops);

@@ -45,6 +45,7 @@ static const st_config_key_t keys[] = {
     {"job_max_deliveries", ST_CONFIG_INT, "10", 1, 1000000, "crash-loop guard: deliveries"},
     {"job_cancel_poll_ms", ST_CONFIG_INT, "1000", 50, 600000, "cancel request poll period"},
     {"outbox_relay", ST_CONFIG_BOOL, "true", 0, 0, "run the outbox relay (with pg_url)"},
+    {"timeline_ingest", ST_CONFIG_BOOL, "true", 0, 0, "run the timeline ingester (worker, pg_url)"},
     {"outbox_poll_ms", ST_CONFIG_INT, "200", 10, 60000, "outbox relay idle poll period"},
     {"scheduler_tick_ms", ST_CONFIG_INT, "1000", 10, 60000, "scheduler evaluation period"},
     {"scheduler_catch_up", ST_CONFIG_STRING, "one", 0, 0, "missed ticks: none|one"},

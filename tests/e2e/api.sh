@@ -105,6 +105,15 @@ cmp -s "$TMP/spec.yaml" "$SRC/schemas/openapi/stella.yaml" || fail "served spec 
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$URL/.well-known/openapi")
 [ "$code" = 304 ] || fail "If-None-Match: $code"
 
+if [ -n "$WITH_PG" ]; then
+  echo "== timeline events for the contract (stella:events -> stella timeline ingest --once)"
+  R=$(sed -n 's/^redis_url = //p' "$TMP/stella.conf")
+  for i in 1 2; do
+    redis-cli -u "$R" XADD stella:events '*' event "{\"event_id\":\"contract-$$-$i\",\"tenant\":\"contract-pg\",\"type\":\"contract.timeline\",\"occurred_at\":\"2026-01-05T09:30:1${i}Z\",\"subject\":\"contract/$$\",\"evidence\":[{\"digest\":\"sha256:$(printf %s "$i" | sha256sum | cut -d' ' -f1)\",\"bundle_id\":\"b-$$\",\"manifest_ref\":\"exports/b-$$/manifest.dsse.json\"}]}" >/dev/null
+  done
+  "$BIN/stella" timeline ingest --once --group "contract-$$" >/dev/null || fail "timeline ingest"
+fi
+
 echo "== contract and JWT interop (node)"
 node api_contract.mjs "$URL" "$TMP/spec.json" "$TMP/es.key" "$TMP/es.pub" "$SECRET" "$TOKEN" $WITH_PG ||
   fail "contract"

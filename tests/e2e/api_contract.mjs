@@ -6,7 +6,8 @@
 // node's own crypto (ES256 as JOSE r||s, HS256), independently of stella's code, and
 // stella-minted ES256 tokens are verified here.
 // With a seventh argument `pg` (stellad has pg_url and redis_url) POST /jobs and GET /audit
-// are checked too: submit, idempotent replay, 422, 400, 403, audit pages and cursor misuse.
+// are checked too: submit, idempotent replay, 422, 400, 403, audit pages and cursor misuse,
+// and the timeline routes over two events api.sh ingested for tenant contract-pg.
 // usage: node api_contract.mjs BASE_URL SPEC_JSON ES256_PRIV_PEM ES256_PUB_PEM HS_SECRET STELLA_TOKEN [pg]
 import { readFileSync } from 'node:fs';
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
@@ -156,6 +157,21 @@ if (withPg === 'pg') {
   }
   await check('audit bad time', 'GET', '/audit?since=yesterday', bearer(t), 400);
   await check('audit wrong scope', 'GET', '/audit', bearer(jwt('HS256', { ...claims, tenant: 'contract-pg', scope: 'export:operator' }, secret)), 403);
+  const tl = bearer(jwt('HS256', { ...claims, tenant: 'contract-pg', scope: 'timeline:read' }, secret));
+  const tlp = await check('timeline page', 'GET', '/timeline?type=contract.timeline&limit=1', tl, 200);
+  if (tlp && (tlp.body.items.length !== 1 || !tlp.body.next_cursor)) fail('timeline: expected a first page of one with a cursor');
+  if (tlp) {
+    const id = encodeURIComponent(tlp.body.items[0].event_id);
+    await check('timeline page 2', 'GET', `/timeline?type=contract.timeline&limit=1&cursor=${tlp.body.next_cursor}`, tl, 200);
+    await check('timeline cursor, other filter', 'GET', `/timeline?limit=1&cursor=${tlp.body.next_cursor}`, tl, 400);
+    await check('timeline event', 'GET', `/timeline/${id}`, tl, 200);
+    const ev = await check('timeline evidence', 'GET', `/timeline/${id}/evidence`, tl, 200);
+    if (ev && ev.body.evidence.length !== 1) fail('timeline evidence: expected one link');
+    await check('timeline other tenant', 'GET', `/timeline/${id}`, bearer(jwt('HS256', { ...claims, tenant: 'contract-other', scope: 'timeline:read' }, secret)), 404);
+  }
+  await check('timeline unknown', 'GET', '/timeline/no-such-event/evidence', tl, 404);
+  await check('timeline forged cursor', 'GET', '/timeline?cursor=eyJ2IjoxfQ.AAAA', tl, 400);
+  await check('timeline wrong scope', 'GET', '/timeline', bearer(t), 403);
 
   // Export Center (the api role alone: runs that plan are queued, none runs here; the
   // tenant has no ledger, so a run's scope is empty)

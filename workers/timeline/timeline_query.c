@@ -308,3 +308,25 @@ void st_tl_links_free(st_tl_link_t *links, size_t n) {
   }
   st_free(links);
 }
+
+static void put(json_t *o, const char *k, const char *v) {
+  json_object_set_new(o, k, v ? json_string(v) : json_null());
+}
+
+json_t *st_tl_row_json(const st_tl_row_t *r) {
+  json_t *o = json_object();
+  if (!o)
+    return NULL;
+  put(o, "event_id", r->event_id);
+  put(o, "type", r->type);
+  put(o, "occurred_at", r->occurred_at);
+  put(o, "source", r->source);
+  json_object_set_new(o, "source_seq", json_integer((json_int_t)r->seq));
+  json_object_set_new(o, "source_seq_minor", json_integer((json_int_t)r->seq_minor));
+  put(o, "subject", r->subject);
+  put(o, "actor", r->actor);
+  put(o, "trace_id", r->trace_id);
+  put(o, "correlation_id", r->correlation_id);
+  put(o, "ingested_at", r->ingested_at);
+  return o;
+}

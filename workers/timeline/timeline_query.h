@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "stella/db.h"
 #include "stella/err.h"
 
@@ -69,6 +71,10 @@ void st_tl_page_release(st_tl_page_t *page);
 int st_tl_get(st_db_pool_t *pool, const char *tenant, const char *event_id, st_tl_row_t *row,
               char **payload, st_error_t *err) ST_MUST_CHECK;
 void st_tl_row_release(st_tl_row_t *row);
+/* The row as the API and `stella timeline --json` show it: event_id, type, occurred_at,
+ * source, source_seq, source_seq_minor, subject, actor, trace_id, correlation_id,
+ * ingested_at (absent ones null). New reference (json_decref); NULL when out of memory. */
+json_t *st_tl_row_json(const st_tl_row_t *r);
 
 /* Evidence linked to an event, sorted by digest. legal_hold is 1 when the linked bundle is
  * under a legal hold: see st_tl_bundle_held. */
