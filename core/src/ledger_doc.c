@@ -74,7 +74,7 @@ static int cvss_pick(const char *v, const char *opts, const double *w, double *o
   return 1;
 }
 
-const char *st_ledger_cvss3_severity(const char *vector) {
+int st_ledger_cvss3_score(const char *vector, double *out) {
   static const char *const base[8] = {"AV", "AC", "PR", "UI", "S", "C", "I", "A"};
   char val[8][2] = {{0}};
   double av, ac, pr, ui, c, i, a, iss, imp, expl, score;
@@ -82,32 +82,32 @@ const char *st_ledger_cvss3_severity(const char *vector) {
   int scope_changed;
 
   if (!vector || (strncmp(vector, "CVSS:3.0/", 9) && strncmp(vector, "CVSS:3.1/", 9)))
-    return NULL;
+    return ST_EINVAL;
   for (p = vector + 9; *p;) {
     size_t klen = strcspn(p, ":/"), vlen;
     int k;
     if (p[klen] != ':')
-      return NULL;
+      return ST_EINVAL;
     vlen = strcspn(p + klen + 1, "/");
     if (klen == 0 || vlen == 0)
-      return NULL;
+      return ST_EINVAL;
     for (k = 0; k < 8; k++)
       if (strlen(base[k]) == klen && !strncmp(p, base[k], klen))
         break;
     if (k < 8) {
       if (val[k][0] || vlen != 1)
-        return NULL;
+        return ST_EINVAL;
       val[k][0] = p[klen + 1];
     }
     p += klen + 1 + vlen;
     if (*p == '/' && *++p == '\0')
-      return NULL;
+      return ST_EINVAL;
   }
   for (int k = 0; k < 8; k++)
     if (!val[k][0])
-      return NULL;
+      return ST_EINVAL;
   if (val[4][0] != 'U' && val[4][0] != 'C')
-    return NULL;
+    return ST_EINVAL;
   scope_changed = val[4][0] == 'C';
   {
     const double wav[] = {0.85, 0.62, 0.55, 0.2}, wac[] = {0.77, 0.44},
@@ -117,7 +117,7 @@ const char *st_ledger_cvss3_severity(const char *vector) {
         !cvss_pick(val[2], "NLH", scope_changed ? wpr_c : wpr_u, &pr) ||
         !cvss_pick(val[3], "NR", wui, &ui) || !cvss_pick(val[5], "HLN", wcia, &c) ||
         !cvss_pick(val[6], "HLN", wcia, &i) || !cvss_pick(val[7], "HLN", wcia, &a))
-      return NULL;
+      return ST_EINVAL;
   }
   iss = 1 - (1 - c) * (1 - i) * (1 - a);
   imp = scope_changed ? 7.52 * (iss - 0.029) - 3.25 * pow(iss - 0.02, 15) : 6.42 * iss;
@@ -126,6 +126,14 @@ const char *st_ledger_cvss3_severity(const char *vector) {
     score = 0;
   else
     score = cvss_roundup(fmin((scope_changed ? 1.08 : 1.0) * (imp + expl), 10.0));
+  *out = score;
+  return 0;
+}
+
+const char *st_ledger_cvss3_severity(const char *vector) {
+  double score;
+  if (st_ledger_cvss3_score(vector, &score))
+    return NULL;
   return score == 0 ? "none" : score < 4.0 ? "low" : score < 7.0 ? "medium"
                                         : score < 9.0 ? "high" : "critical";
 }

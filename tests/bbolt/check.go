@@ -9,6 +9,13 @@
 //	bboltcheck update DB      open read-write, run a no-op Update (bbolt rewrites the free
 //	                          list and a meta page), close
 //	bboltcheck new DB         create an empty DB the way bbolt does
+//	bboltcheck trivy DB       check (as above), then a readable dump of a Trivy DB v2, one
+//	                          "TOP\tKEY\tVALUE" or "TOP\tPKG\tKEY\tVALUE" line per key,
+//	                          every value decoded strictly into trivy-db's types (field
+//	                          names of pkg/types; unknown fields refused), every advisory
+//	                          bucket with its data-source row and every advisory's id in
+//	                          the vulnerability bucket
+//	bboltcheck ops DB OPS     write DB's buckets and keys as an op stream for `load`
 //	bboltcheck load OPS DB N  replay an op stream (see tests/bench/bench_bbolt.c) into a new
 //	                          DB with bbolt itself, N operations per write transaction,
 //	                          NoSync (the benchmark baseline)
@@ -24,6 +31,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -104,13 +112,13 @@ func dumpBucket(w *bufio.Writer, b *bolt.Bucket, path [][]byte) {
 	}
 }
 
-func check(path string) {
+func check(path string, dst io.Writer) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		die(err)
 	}
 	defer db.Close()
-	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	out := bufio.NewWriterSize(dst, 1<<20)
 	defer out.Flush()
 	err = db.View(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
@@ -237,6 +245,148 @@ func load(opsPath, dbPath string, batch int) {
 	}
 }
 
+// Trivy DB v2 value shapes (trivy-db pkg/types, the fields Stella writes or may write).
+type trivyDataSource struct {
+	ID, Name, URL, BaseID string
+}
+
+type trivyCVSS struct {
+	V2Vector, V3Vector, V40Vector string
+	V2Score, V3Score, V40Score    float64
+}
+
+type trivyAdvisory struct {
+	VendorIDs, OSes, Arches                                []string
+	Severity                                               int
+	FixedVersion, AffectedVersion                          string
+	VulnerableVersions, PatchedVersions, UnaffectedVersions []string
+	Status                                                 int
+}
+
+type trivyVulnerability struct {
+	Title, Description, Severity string
+	CweIDs                       []string
+	VendorSeverity               map[string]int
+	CVSS                         map[string]trivyCVSS
+	References                   []string
+	PublishedDate                *time.Time
+	LastModifiedDate             *time.Time
+}
+
+func strictJSON(v []byte, into interface{}, where string) {
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.DisallowUnknownFields()
+	if err := d.Decode(into); err != nil {
+		problem("%s: %v", where, err)
+	}
+}
+
+func trivyDump(path string) {
+	check(path, io.Discard) // exits on a problem
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		die(err)
+	}
+	defer db.Close()
+	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	defer out.Flush()
+	err = db.View(func(tx *bolt.Tx) error {
+		ds, vuln := tx.Bucket([]byte("data-source")), tx.Bucket([]byte("vulnerability"))
+		if ds == nil || vuln == nil {
+			problem("data-source or vulnerability bucket missing")
+			return nil
+		}
+		return tx.ForEach(func(top []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				where := string(top) + "/" + string(k)
+				switch {
+				case v != nil && string(top) == "data-source":
+					strictJSON(v, &trivyDataSource{}, where)
+				case v != nil && string(top) == "vulnerability":
+					strictJSON(v, &trivyVulnerability{}, where)
+				case v != nil:
+					problem("%s: a key directly in an advisory bucket", where)
+				}
+				if v != nil {
+					fmt.Fprintf(out, "%s\t%s\t%s\n", top, k, v)
+					return nil
+				}
+				if ds.Get(top) == nil {
+					problem("%s: no data-source row", top)
+				}
+				return b.Bucket(k).ForEach(func(id, av []byte) error {
+					strictJSON(av, &trivyAdvisory{}, where+"/"+string(id))
+					if vuln.Get(id) == nil {
+						problem("%s/%s: not in the vulnerability bucket", where, id)
+					}
+					fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", top, k, id, av)
+					return nil
+				})
+			})
+		})
+	})
+	if err != nil {
+		die(err)
+	}
+	if problems > 0 {
+		out.Flush()
+		fmt.Fprintf(os.Stderr, "trivy: %d problem(s)\n", problems)
+		os.Exit(1)
+	}
+}
+
+func writeN(w *bufio.Writer, b []byte) {
+	var n [4]byte
+	binary.LittleEndian.PutUint32(n[:], uint32(len(b)))
+	w.Write(n[:])
+	w.Write(b)
+}
+
+func opsBucket(w *bufio.Writer, b *bolt.Bucket) {
+	b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			w.WriteByte('B')
+			writeN(w, k)
+			opsBucket(w, b.Bucket(k))
+			w.WriteByte('E')
+			return nil
+		}
+		w.WriteByte('K')
+		writeN(w, k)
+		writeN(w, v)
+		return nil
+	})
+}
+
+// ops writes the whole DB as a `load` op stream (the benchmark's bbolt baseline input).
+func ops(dbPath, opsPath string) {
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		die(err)
+	}
+	defer db.Close()
+	f, err := os.Create(opsPath)
+	if err != nil {
+		die(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			w.WriteByte('B')
+			writeN(w, name)
+			opsBucket(w, b)
+			w.WriteByte('E')
+			return nil
+		})
+	})
+	if err := w.Flush(); err != nil {
+		die(err)
+	}
+	if err := f.Close(); err != nil {
+		die(err)
+	}
+}
+
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: bboltcheck check|rwopen|update|new DB | load OPS DB N")
@@ -244,7 +394,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "check":
-		check(os.Args[2])
+		check(os.Args[2], os.Stdout)
 	case "rwopen", "update", "new":
 		db, err := bolt.Open(os.Args[2], 0o644, &bolt.Options{Timeout: 5 * time.Second})
 		if err != nil {
@@ -258,6 +408,13 @@ func main() {
 		if err := db.Close(); err != nil {
 			die(err)
 		}
+	case "trivy":
+		trivyDump(os.Args[2])
+	case "ops":
+		if len(os.Args) != 4 {
+			die(fmt.Errorf("ops DB OPS"))
+		}
+		ops(os.Args[2], os.Args[3])
 	case "load":
 		if len(os.Args) != 5 {
 			die(fmt.Errorf("load OPS DB N"))

@@ -72,6 +72,9 @@ int st_ledger_rfc3339_valid(const char *s);
 /* Qualitative severity of a CVSS v3.x vector ("CVSS:3.1/AV:N/..."): "none", "low",
  * "medium", "high" or "critical"; NULL if the vector is malformed. */
 const char *st_ledger_cvss3_severity(const char *vector);
+/* The CVSS v3.x base score (0.0..10.0, rounded up to one decimal as the specification
+ * says) of a vector; ST_EINVAL if it is malformed. */
+int st_ledger_cvss3_score(const char *vector, double *out) ST_MUST_CHECK;
 
 /* ---- Loading ---- */
 
