@@ -192,6 +192,8 @@ int st_cmd_export(int argc, char **argv) {
   if (argc >= 2 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "download") ||
                     !strcmp(argv[1], "verify")))
     return st_cli_export_api(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "bootstrap"))
+    return st_cli_export_bootstrap(argc - 1, argv + 1);
   /* --tenant and --config may sit anywhere; the rest goes to the subcommand. */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--tenant") && i + 1 < argc)

@@ -21,6 +21,7 @@ static const st_cli_cmd_t commands[] = {
     {"export", st_cmd_export, "export profiles, plans, runs (run --wait, download, verify)"},
     {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
     {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
+    {"bootstrap", st_cmd_bootstrap, "air-gap bootstrap packs: verify, load --to REGISTRY"},
     {"oci", st_cmd_oci, "OCI artifacts and layouts: artifact, push, referrers, verify"},
     {"schedule", st_cmd_schedule, "cron schedules and event triggers (add, list, rm)"},
     {"timeline", st_cmd_timeline, "timeline events: query, get, evidence, ingest --once"},
