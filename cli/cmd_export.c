@@ -209,7 +209,8 @@ int st_cmd_export(int argc, char **argv) {
   if (n < 1 || (strcmp(rest[0], "profile") && strcmp(rest[0], "plan")))
     return st_cli_usage("export profile create|list|show|delete ... | export plan PROFILE "
                         "--tenant T | export run PROFILE --tenant T [--wait] | export "
-                        "download RUN --tenant T -o FILE | export verify FILE [--key PUB]");
+                        "download RUN --tenant T -o FILE | export verify FILE [--key PUB] | export "
+                        "bootstrap --image|--docker-archive|--chart SRC... --key KEY -o PACK");
   if (!tenant)
     return st_cli_usage("export: --tenant is required");
   if ((rc = st_cli_pool(config, &pool)))

@@ -18,7 +18,7 @@ static const st_cli_cmd_t commands[] = {
     {"queue", st_cmd_queue, "queue statistics and dead letters (stats, dlq list|retry|drop)"},
     {"token", st_cmd_token, "mint an API token (token mint --tenant T --scope ...)"},
     {"ledger", st_cmd_ledger, "import OSV, OpenVEX and policy documents into the source ledger"},
-    {"export", st_cmd_export, "export profiles, plans, runs (run --wait, download, verify)"},
+    {"export", st_cmd_export, "export profiles, plans, runs (run --wait, download, verify), bootstrap packs"},
     {"bundle", st_cmd_bundle, "seal files into a signed bundle, prove one entry"},
     {"verify", st_cmd_verify, "verify a sealed bundle or a PROOF.json"},
     {"bootstrap", st_cmd_bootstrap, "air-gap bootstrap packs: verify, load --to REGISTRY"},
