@@ -464,6 +464,21 @@ static void golden(void **state) {
   assert_true(cases >= 3);
 }
 
+/* Each metadata text in bad[i][0] makes sealing fail with ST_EINVAL naming bad[i][1]. */
+static void seal_refused(st_bundle_spec_t *spec, const char *const bad[][2], size_t n) {
+  st_error_t err = ST_ERROR_INIT;
+  json_t *meta;
+  for (size_t i = 0; i < n; i++) {
+    assert_non_null(meta = json_loads(bad[i][0], 0, NULL));
+    spec->metadata = meta;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(st_bundle_seal(spec, g_signer, NULL, path_in("x.tgz"), &err), ST_EINVAL);
+    if (!strstr(err.msg, bad[i][1]))
+      fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
+    json_decref(meta);
+  }
+}
+
 /* Kind export: the adapter's metadata fields, when present, must be well-formed. */
 static void export_kind_rules(void **state) {
   static const char *const bad[][2] = {
@@ -482,15 +497,7 @@ static void export_kind_rules(void **state) {
   st_error_t err = ST_ERROR_INIT;
   json_t *meta;
   (void)state;
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    assert_non_null(meta = json_loads(bad[i][0], 0, NULL));
-    spec.metadata = meta;
-    memset(&err, 0, sizeof(err));
-    assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), ST_EINVAL);
-    if (!strstr(err.msg, bad[i][1]))
-      fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
-    json_decref(meta);
-  }
+  seal_refused(&spec, bad, sizeof(bad) / sizeof(bad[0]));
   assert_non_null(meta = json_loads(good, 0, NULL));
   spec.metadata = meta;
   assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), 0);
@@ -550,18 +557,8 @@ static void bootstrap_kind_rules(void **state) {
                             "\",\"refs\":[{\"ref\":\"a:1\",\"digest\":\"sha256:" DIGEST64
                             "\",\"type\":\"chart\"}]}";
   st_bundle_spec_t spec = {"bootstrap", NULL, "t", CREATED, NULL, small_inputs, 1, 0, NULL};
-  st_error_t err = ST_ERROR_INIT;
-  json_t *meta;
   (void)state;
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    assert_non_null(meta = json_loads(bad[i][0], 0, NULL));
-    spec.metadata = meta;
-    memset(&err, 0, sizeof(err));
-    assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, path_in("x.tgz"), &err), ST_EINVAL);
-    if (!strstr(err.msg, bad[i][1]))
-      fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
-    json_decref(meta);
-  }
+  seal_refused(&spec, bad, sizeof(bad) / sizeof(bad[0]));
   bootstrap_pack("abc", NULL, good, NULL);
   bootstrap_pack("abd", NULL, good, "holds sha256:");
   bootstrap_pack("abc", "oci/notes.txt", good, "not part of an OCI layout");
