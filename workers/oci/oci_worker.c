@@ -183,8 +183,9 @@ static int push_s3(st_objstore_t **store, st_job_ctx_t *ctx, const char *tenant,
   if (!*store && (rc = st_objstore_open(store, ctx->cfg, err)))
     return rc;
   if (st_buf_addf(&key, "tenants/%s/%s", tenant, target + 5))
-    return st_fail(err, ST_ENOMEM, "out of memory");
-  if (!(rc = st_objstore_put_file(*store, tenant, key.data, src->file_sha256, path, NULL, err)))
+    rc = st_fail(err, ST_ENOMEM, "out of memory");
+  else if (!(rc = st_objstore_put_file(*store, tenant, key.data, src->file_sha256, path, NULL,
+                                       err)))
     snprintf(out->digest, sizeof(out->digest), "sha256:%s", src->file_sha256);
   st_buf_release(&key);
   return rc;
