@@ -192,6 +192,8 @@ int st_cmd_export(int argc, char **argv) {
   if (argc >= 2 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "download") ||
                     !strcmp(argv[1], "verify")))
     return st_cli_export_api(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "bootstrap"))
+    return st_cli_export_bootstrap(argc - 1, argv + 1);
   /* --tenant and --config may sit anywhere; the rest goes to the subcommand. */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--tenant") && i + 1 < argc)
@@ -207,7 +209,8 @@ int st_cmd_export(int argc, char **argv) {
   if (n < 1 || (strcmp(rest[0], "profile") && strcmp(rest[0], "plan")))
     return st_cli_usage("export profile create|list|show|delete ... | export plan PROFILE "
                         "--tenant T | export run PROFILE --tenant T [--wait] | export "
-                        "download RUN --tenant T -o FILE | export verify FILE [--key PUB]");
+                        "download RUN --tenant T -o FILE | export verify FILE [--key PUB] | export "
+                        "bootstrap --image|--docker-archive|--chart SRC... --key KEY -o PACK");
   if (!tenant)
     return st_cli_usage("export: --tenant is required");
   if ((rc = st_cli_pool(config, &pool)))

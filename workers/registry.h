@@ -8,6 +8,7 @@
 
 extern const st_worker_t st_worker_probe;
 extern const st_worker_t st_worker_export_json;
+extern const st_worker_t st_worker_oci_distribute;
 
 /* NULL-terminated list of all workers. */
 const st_worker_t *const *st_workers_all(void);

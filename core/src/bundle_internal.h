@@ -115,9 +115,10 @@ int st__bundle_sigstore_check(const char *sb, size_t sb_len, const char *env, si
 /* Append verify.sh as this version writes it. */
 int st__bundle_verify_sh(st_buf_t *out) ST_MUST_CHECK;
 
-/* Kind rules: 0 or ST_EVERIFY with the reason. */
-int st__bundle_kind_check(const char *kind, const json_t *metadata, st_error_t *err)
-    ST_MUST_CHECK;
+/* Kind rules: 0 or ST_EVERIFY with the reason. m is the bundle's parsed manifest when
+ * verifying (kinds may check their payload entries against it), NULL when sealing. */
+int st__bundle_kind_check(const char *kind, const json_t *metadata, const st__manifest_t *m,
+                          st_error_t *err) ST_MUST_CHECK;
 
 /* Record s in a report's info field; an over-long value is left out (the field is
  * informational, the checks carry the verdict). */

@@ -5,13 +5,16 @@
 #include <string.h>
 
 #include "bundle_internal.h"
+#include "stella/oci.h"
 
 typedef struct kind_s {
   const char *name;
-  int (*check)(const json_t *metadata, st_error_t *err);
+  int (*check)(const json_t *metadata, const st__manifest_t *m, st_error_t *err);
 } kind_t;
 
-static int generic_check(const json_t *metadata, st_error_t *err) {
+static int hex64(const char *s) { return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64; }
+
+static int generic_check(const json_t *metadata, const st__manifest_t *m, st_error_t *err) {
   const char *key;
   json_t *v;
   if (!json_is_object(metadata))
@@ -19,6 +22,7 @@ static int generic_check(const json_t *metadata, st_error_t *err) {
   if (json_object_size(metadata) > 256)
     return st_fail(err, ST_EVERIFY, "metadata has %zu members (at most 256)",
                    json_object_size(metadata));
+  (void)m;
   json_object_foreach((json_t *)metadata, key, v) {
     size_t n = strlen(key);
     (void)v;
@@ -33,12 +37,12 @@ static int generic_check(const json_t *metadata, st_error_t *err) {
  * well-formed: export_kind a known profile kind, plan_digest 64 lower-hex, counts an
  * object of non-negative integers, format "ndjson", compression none|gzip|zstd. Bundles
  * of kind export without them (hand-made ones) keep the generic rule only. */
-static int export_check(const json_t *metadata, st_error_t *err) {
+static int export_check(const json_t *metadata, const st__manifest_t *m, st_error_t *err) {
   static const char *const kinds_ok[] = {"json:raw", "json:policy", "mirror:full",
                                          "mirror:delta", "trivy:db", "trivy:java-db", NULL};
   const json_t *v, *counts = json_object_get(metadata, "counts");
   const char *s, *key;
-  int rc = generic_check(metadata, err), ok = 0;
+  int rc = generic_check(metadata, m, err), ok = 0;
 
   if (rc || !(v = json_object_get(metadata, "export_kind")))
     return rc;
@@ -47,7 +51,7 @@ static int export_check(const json_t *metadata, st_error_t *err) {
   if (!ok)
     return st_fail(err, ST_EVERIFY, "metadata export_kind: not a known export kind");
   s = json_string_value(json_object_get(metadata, "plan_digest"));
-  if (!s || strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64)
+  if (!hex64(s))
     return st_fail(err, ST_EVERIFY, "metadata plan_digest: want 64 lower-case hex digits");
   s = json_string_value(json_object_get(metadata, "format"));
   if (!s || strcmp(s, "ndjson"))
@@ -63,8 +67,82 @@ static int export_check(const json_t *metadata, st_error_t *err) {
   return 0;
 }
 
+/* The bundle entry for payload/oci/<rel>, or NULL. */
+static const st__bentry_t *oci_entry(const st__manifest_t *m, const char *rel) {
+  static const char pre[] = ST__BUNDLE_PAYLOAD_DIR "oci/";
+  for (size_t i = 0; i < m->n; i++)
+    if (!strncmp(m->entries[i].path, pre, sizeof(pre) - 1) &&
+        !strcmp(m->entries[i].path + sizeof(pre) - 1, rel))
+      return &m->entries[i];
+  return NULL;
+}
+
+/* bootstrap (cli/cmd_bootstrap.c): an OCI image layout under payload/oci/. Metadata:
+ * format "oci-layout", index_sha256 (of payload/oci/index.json), refs [{ref, digest,
+ * type image|chart}]. With the manifest: the payload is exactly oci-layout, index.json
+ * (of that digest) and blobs/sha256/<hex> files whose signed SHA-256 is their name, and
+ * every ref's digest is one of those blobs. Reading index.json and walking the manifests
+ * is `stella bootstrap verify`'s job (it has the content). */
+static int bootstrap_check(const json_t *metadata, const st__manifest_t *m, st_error_t *err) {
+  static const char blobs[] = ST__BUNDLE_PAYLOAD_DIR "oci/blobs/sha256/";
+  const json_t *refs = json_object_get(metadata, "refs"), *r;
+  const char *ix = json_string_value(json_object_get(metadata, "index_sha256")), *s;
+  const st__bentry_t *e;
+  char hex[ST_SHA256_HEX_LEN + 1];
+  size_t i;
+  int rc = generic_check(metadata, m, err);
+
+  if (rc)
+    return rc;
+  s = json_string_value(json_object_get(metadata, "format"));
+  if (!s || strcmp(s, "oci-layout"))
+    return st_fail(err, ST_EVERIFY, "metadata format: want \"oci-layout\"");
+  if (!hex64(ix))
+    return st_fail(err, ST_EVERIFY, "metadata index_sha256: want 64 lower-case hex digits");
+  if (!json_is_array(refs) || !json_array_size(refs) || json_array_size(refs) > 10000)
+    return st_fail(err, ST_EVERIFY, "metadata refs: want an array of 1..10000 images/charts");
+  json_array_foreach(refs, i, r) {
+    const char *ref = json_string_value(json_object_get(r, "ref"));
+    const char *type = json_string_value(json_object_get(r, "type"));
+    if (!ref || !*ref || strlen(ref) > ST_OCI_REF_NAME_MAX ||
+        !st_oci_digest_valid(json_string_value(json_object_get(r, "digest"))) || !type ||
+        (strcmp(type, "image") && strcmp(type, "chart")))
+      return st_fail(err, ST_EVERIFY, "metadata refs[%zu]: want {ref, digest sha256:HEX, "
+                     "type image|chart}", i);
+  }
+  if (!m)
+    return 0;
+  if (!oci_entry(m, "oci-layout"))
+    return st_fail(err, ST_EVERIFY, "payload/oci/oci-layout is missing");
+  if (!(e = oci_entry(m, "index.json")))
+    return st_fail(err, ST_EVERIFY, "payload/oci/index.json is missing");
+  st_sha256_hex(e->sha256, hex);
+  if (strcmp(hex, ix))
+    return st_fail(err, ST_EVERIFY, "payload/oci/index.json is not metadata index_sha256");
+  for (i = 0; i < m->n; i++) {
+    const char *p = m->entries[i].path;
+    if (!strcmp(p, ST__BUNDLE_PAYLOAD_DIR "oci/oci-layout") ||
+        !strcmp(p, ST__BUNDLE_PAYLOAD_DIR "oci/index.json"))
+      continue;
+    if (strncmp(p, blobs, sizeof(blobs) - 1) || !hex64(p + sizeof(blobs) - 1))
+      return st_fail(err, ST_EVERIFY, "%.200s: not part of an OCI layout", p);
+    st_sha256_hex(m->entries[i].sha256, hex);
+    if (strcmp(hex, p + sizeof(blobs) - 1))
+      return st_fail(err, ST_EVERIFY, "%.200s holds sha256:%s", p, hex);
+  }
+  json_array_foreach(refs, i, r) {
+    const char *d = json_string_value(json_object_get(r, "digest")) + 7;
+    char rel[13 + 64 + 1] = "blobs/sha256/";
+    memcpy(rel + 13, d, 65);
+    if (!oci_entry(m, rel))
+      return st_fail(err, ST_EVERIFY, "metadata refs[%zu]: blob %.71s is not in the payload",
+                     i, d - 7);
+  }
+  return 0;
+}
+
 static const kind_t kinds[] = {
-    {"attestation", generic_check}, {"bootstrap", generic_check}, {"devportal", generic_check},
+    {"attestation", generic_check}, {"bootstrap", bootstrap_check}, {"devportal", generic_check},
     {"evidence", generic_check},    {"export", export_check},    {"generic", generic_check},
     {"mirror", generic_check},      {"risk", generic_check},
 };
@@ -78,11 +156,12 @@ static const kind_t *find(const char *kind) {
 
 int st_bundle_kind_known(const char *kind) { return kind && find(kind) != NULL; }
 
-int st__bundle_kind_check(const char *kind, const json_t *metadata, st_error_t *err) {
+int st__bundle_kind_check(const char *kind, const json_t *metadata, const st__manifest_t *m,
+                          st_error_t *err) {
   const kind_t *k = find(kind);
   if (!k)
     return st_fail(err, ST_EVERIFY, "unknown kind '%.32s'", kind);
-  return k->check(metadata, err);
+  return k->check(metadata, m, err);
 }
 
 const char *st_bundle_media_type(const char *path) {

@@ -52,7 +52,7 @@ static int check_spec(const st_bundle_spec_t *spec, st_error_t *err) {
                    ST_BUNDLE_ID_MAX);
   if ((rc = st_db_tenant_check(tenant, err)))
     return st_error_wrap(err, "bundle tenant");
-  if (spec->metadata && st__bundle_kind_check(spec->kind, spec->metadata, err)) {
+  if (spec->metadata && st__bundle_kind_check(spec->kind, spec->metadata, NULL, err)) {
     st_error_wrap(err, "bundle metadata (kind %s)", spec->kind);
     return err ? (err->code = ST_EINVAL) : ST_EINVAL;
   }

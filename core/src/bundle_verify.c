@@ -221,7 +221,7 @@ static void check_rest(verify_t *v) {
   st_error_t ke = ST_ERROR_INIT;
   if (!v->manifest_ok)
     SET(v, "kind", ST_BUNDLE_FAIL, "manifest.json not usable");
-  else if (st__bundle_kind_check(v->m.kind, v->m.metadata, &ke))
+  else if (st__bundle_kind_check(v->m.kind, v->m.metadata, &v->m, &ke))
     SET(v, "kind", ST_BUNDLE_FAIL, "kind %s: %s", v->m.kind, st_error_text(&ke));
   else
     SET(v, "kind", ST_BUNDLE_PASS, "kind %s: metadata rules hold", v->m.kind);

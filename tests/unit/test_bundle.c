@@ -7,7 +7,7 @@
  * entry, stray file each fail with their own reason. Proofs: pass, tampered content,
  * index, key, private subjects. Spec errors name what is wrong. Timestamps are covered
  * against a real TSA in tests/e2e/bundle_interop.sh; every-byte tampering in
- * test_bundle_tamper.c. */
+ * test_bundle_tamper.c. Kind bootstrap: metadata shape at seal, payload layout rules at verify. */
 #include "st_test.h"
 
 #include <dirent.h>
@@ -464,6 +464,21 @@ static void golden(void **state) {
   assert_true(cases >= 3);
 }
 
+/* Each metadata text in bad[i][0] makes sealing fail with ST_EINVAL naming bad[i][1]. */
+static void seal_refused(st_bundle_spec_t *spec, const char *const bad[][2], size_t n) {
+  st_error_t err = ST_ERROR_INIT;
+  json_t *meta;
+  for (size_t i = 0; i < n; i++) {
+    assert_non_null(meta = json_loads(bad[i][0], 0, NULL));
+    spec->metadata = meta;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(st_bundle_seal(spec, g_signer, NULL, path_in("x.tgz"), &err), ST_EINVAL);
+    if (!strstr(err.msg, bad[i][1]))
+      fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
+    json_decref(meta);
+  }
+}
+
 /* Kind export: the adapter's metadata fields, when present, must be well-formed. */
 static void export_kind_rules(void **state) {
   static const char *const bad[][2] = {
@@ -482,15 +497,7 @@ static void export_kind_rules(void **state) {
   st_error_t err = ST_ERROR_INIT;
   json_t *meta;
   (void)state;
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    assert_non_null(meta = json_loads(bad[i][0], 0, NULL));
-    spec.metadata = meta;
-    memset(&err, 0, sizeof(err));
-    assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), ST_EINVAL);
-    if (!strstr(err.msg, bad[i][1]))
-      fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
-    json_decref(meta);
-  }
+  seal_refused(&spec, bad, sizeof(bad) / sizeof(bad[0]));
   assert_non_null(meta = json_loads(good, 0, NULL));
   spec.metadata = meta;
   assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), 0);
@@ -498,8 +505,71 @@ static void export_kind_rules(void **state) {
   unlink(out);
 }
 
+/* Kind bootstrap: metadata shape at seal time; at verify time the payload must be exactly
+ * an OCI layout whose blob names are their signed digests and hold every ref. */
+#define SHA_EMPTY_OBJ "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+#define SHA_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+static void bootstrap_pack(const char *blob_content, const char *extra, const char *meta_text,
+                           const char *want_fail) {
+  st_bundle_input_t in[4] = {
+      {"oci/oci-layout", ST_BUNDLE_SRC_MEM, NULL, "{\"imageLayoutVersion\":\"1.0.0\"}", 30, NULL},
+      {"oci/index.json", ST_BUNDLE_SRC_MEM, NULL, "{}", 2, NULL},
+      {"oci/blobs/sha256/" SHA_ABC, ST_BUNDLE_SRC_MEM, NULL, blob_content, 3, NULL},
+      {extra, ST_BUNDLE_SRC_MEM, NULL, "x", 1, NULL},
+  };
+  st_bundle_spec_t spec = {"bootstrap", NULL, "t", CREATED, NULL, in, extra ? 4 : 3, 0, NULL};
+  st_buf_t tgz = ST_BUF_INIT;
+  st_bundle_report_t rep;
+  st_error_t err = ST_ERROR_INIT;
+  json_t *meta = json_loads(meta_text, 0, NULL);
+
+  assert_non_null(meta);
+  spec.metadata = meta;
+  assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, path_in("boot.tgz"), &err), 0);
+  read_all(path_in("boot.tgz"), &tgz);
+  if (want_fail) {
+    expect_fail(&tgz, g_pub, "kind", want_fail);
+  } else {
+    st_bundle_report_init(&rep);
+    assert_int_equal(verify_mem(&tgz, g_pub, &rep, &err), 0);
+    st_bundle_report_release(&rep);
+  }
+  json_decref(meta);
+  st_buf_release(&tgz);
+  unlink(path_in("boot.tgz"));
+}
+
+static void bootstrap_kind_rules(void **state) {
+  static const char *const bad[][2] = {
+      {"{}", "format"},
+      {"{\"format\":\"oci-layout\",\"index_sha256\":\"ABC\"}", "index_sha256"},
+      {"{\"format\":\"oci-layout\",\"index_sha256\":\"" DIGEST64 "\",\"refs\":[]}", "refs"},
+      {"{\"format\":\"oci-layout\",\"index_sha256\":\"" DIGEST64 "\",\"refs\":[{\"ref\":"
+       "\"a:1\",\"digest\":\"sha256:" DIGEST64 "\",\"type\":\"vm\"}]}", "refs[0]"},
+  };
+  const char *good = "{\"format\":\"oci-layout\",\"index_sha256\":\"" SHA_EMPTY_OBJ "\","
+                     "\"refs\":[{\"ref\":\"a:1\",\"digest\":\"sha256:" SHA_ABC "\","
+                     "\"type\":\"image\"}]}";
+  const char *other_index = "{\"format\":\"oci-layout\",\"index_sha256\":\"" DIGEST64 "\","
+                            "\"refs\":[{\"ref\":\"a:1\",\"digest\":\"sha256:" SHA_ABC "\","
+                            "\"type\":\"image\"}]}";
+  const char *missing_ref = "{\"format\":\"oci-layout\",\"index_sha256\":\"" SHA_EMPTY_OBJ
+                            "\",\"refs\":[{\"ref\":\"a:1\",\"digest\":\"sha256:" DIGEST64
+                            "\",\"type\":\"chart\"}]}";
+  st_bundle_spec_t spec = {"bootstrap", NULL, "t", CREATED, NULL, small_inputs, 1, 0, NULL};
+  (void)state;
+  seal_refused(&spec, bad, sizeof(bad) / sizeof(bad[0]));
+  bootstrap_pack("abc", NULL, good, NULL);
+  bootstrap_pack("abd", NULL, good, "holds sha256:");
+  bootstrap_pack("abc", "oci/notes.txt", good, "not part of an OCI layout");
+  bootstrap_pack("abc", "oci/blobs/sha256/short", good, "not part of an OCI layout");
+  bootstrap_pack("abc", NULL, other_index, "index_sha256");
+  bootstrap_pack("abc", NULL, missing_ref, "not in the payload");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(bootstrap_kind_rules),
       cmocka_unit_test(export_kind_rules),
       cmocka_unit_test(seal_and_verify),
       cmocka_unit_test(determinism),
