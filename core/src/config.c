@@ -58,6 +58,7 @@ static const st_config_key_t keys[] = {
     {"api_rate_burst", ST_CONFIG_INT, "200", 1, 1000000, "per-tenant burst"},
     {"api_openapi_spec", ST_CONFIG_STRING, NULL, 0, 0, "OpenAPI document served"},
     {"api_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "directory for streamed uploads"},
+    {"evidence_retention_days", ST_CONFIG_INT, "365", 1, 36500, "evidence kept (days) by default"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 
