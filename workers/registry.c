@@ -5,6 +5,7 @@
 
 static const st_worker_t *const all[] = {
     &st_worker_probe,
+    &st_worker_snapshot,
     NULL,
 };
 

@@ -7,6 +7,7 @@
 #include "worker.h"
 
 extern const st_worker_t st_worker_probe;
+extern const st_worker_t st_worker_snapshot;
 
 /* NULL-terminated list of all workers. */
 const st_worker_t *const *st_workers_all(void);
