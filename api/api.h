@@ -162,6 +162,7 @@ typedef enum st_api_problem {
   ST_API_P_IDEMPOTENCY_MISMATCH, /* 422 idempotency-key-reused */
   ST_API_P_VERIFICATION_FAILED, /* 422 verification-failed */
   ST_API_P_RATE_LIMITED,        /* 429 rate-limited */
+  ST_API_P_QUOTA_EXCEEDED,      /* 429 quota-exceeded (storage) */
   ST_API_P_INTERNAL,            /* 500 internal */
   ST_API_P_UNAVAILABLE,         /* 503 unavailable */
   ST_API_P_COUNT
@@ -187,6 +188,13 @@ int st_api_reply_stream(st_api_req_t *req, unsigned status, const char *content_
 /* A file with Range support (one `bytes=` range: 206 + Content-Range; unsatisfiable: 416;
  * several ranges: the whole file, 200). 404 problem when it cannot be opened. */
 int st_api_reply_file(st_api_req_t *req, const char *path, const char *content_type);
+
+/* A body of `size` bytes read at absolute offsets, with Range support as
+ * st_api_reply_file (206 + Content-Range, 416, Accept-Ranges) and a Content-Length:
+ * read(arg, offset, buf, max) as st_api_reply_stream. free_fn(arg) runs once, also when
+ * the range is refused. */
+int st_api_reply_ranged(st_api_req_t *req, const char *content_type, unsigned long long size,
+                        st_api_read_fn read, void *arg, void (*free_fn)(void *));
 
 /* Server-Sent Events: replies 200 text/event-stream and hands back a stream that the
  * producer (any thread) feeds. The connection is suspended while the queue is empty. */

@@ -80,6 +80,11 @@ struct st_api_s {
   st__quota_t *quota;
   st_api_store_t store;
   int has_store;
+  st_db_pool_t *db;     /* borrowed (st_api_set_db) unless own_db */
+  st_db_pool_t *own_db; /* opened by st_api_start from pg_url */
+  unsigned long long storage_quota; /* api_storage_quota_bytes */
+  char *redis_url;                  /* POST /jobs: where envelopes go */
+  size_t envelope_max;              /* max_envelope_bytes */
   st_api_sse_t *sse_head; /* open SSE streams, under server_sse.c's list lock */
   char *listen_host;
   unsigned port;
@@ -92,6 +97,7 @@ struct st_api_s {
   size_t spec_len;
   char spec_etag[72];
   char *spec_version;
+  struct st__export_api_s *exports; /* routes_export.c; NULL without pg_url */
 };
 
 typedef struct st__hdr_s {
@@ -125,7 +131,8 @@ struct st_api_req_s {
   st__hdr_t *headers;
   void *user;
   void (*user_free)(void *);
-  char *idem_key; /* set while this request holds a claimed key */
+  char *idem_key;   /* set while this request holds a claimed key */
+  char *idem_route; /* "<METHOD> <pattern>" of the claimed key */
   struct timespec start;
 };
 
@@ -144,6 +151,13 @@ int st__queue(st_api_req_t *req, unsigned status, struct MHD_Response *resp,
 void st__idem_on_reply(st_api_req_t *req, unsigned status, const char *content_type,
                        const char *body, size_t len);
 void st__idem_on_drop(st_api_req_t *req);
+/* "<METHOD> <pattern>" (st_malloc'ed), the route part of an idempotency key. */
+char *st__route_name(const char *method, const char *pattern);
+
+/* Routes of the API's own resources, registered by st_api_start when a pool is set:
+ * POST /jobs (routes_jobs.c), GET /audit (routes_audit.c). */
+int st__jobs_routes(st_api_t *api, const st_config_t *cfg, st_error_t *err);
+int st__audit_routes(st_api_t *api, st_error_t *err);
 
 /* OpenAPI document (openapi.c). */
 int st__openapi_load(st_api_t *api, const st_config_t *cfg, st_error_t *err);

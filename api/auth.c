@@ -18,6 +18,17 @@ static int deny(st_api_req_t *req, st_api_problem kind, const char *challenge,
   return rc ? rc : ST_EPERM;
 }
 
+/* A refused mutation is audited (outcome "denied", in its own transaction) when a store is
+ * installed: the tenant is known from the valid token. Reads are not. */
+static void audit_denied(st_api_req_t *req) {
+  char action[300];
+  if (!req->api->has_store || !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"))
+    return;
+  snprintf(action, sizeof(action), "%s %s", req->method, req->route->pattern);
+  if (st_api_audit(req, NULL, action, req->path, "denied"))
+    st_logkv(ST_LOG_WARN, "denied request not audited", "request_id", req->id, NULL);
+}
+
 int st__auth_check(st_api_req_t *req) {
   const char *h = st_api_req_header(req, "Authorization");
   const st_api_route_t *route = req->route;
@@ -48,6 +59,7 @@ int st__auth_check(st_api_req_t *req) {
     snprintf(challenge, sizeof(challenge),
              "Bearer realm=\"stella\", error=\"insufficient_scope\", scope=\"%s\"",
              route->scope);
+    audit_denied(req);
     return deny(req, ST_API_P_FORBIDDEN, challenge, "the token lacks the required scope");
   }
   return 0;

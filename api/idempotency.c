@@ -1,7 +1,9 @@
-/* idempotency.c: the handler side of audit and Idempotency-Key (see api_store.h). The
- * request hash is SHA-256 over method, path and body, so a key reused for another
- * request is told apart from a retry. Claimed keys are finished from the reply path
- * (st__queue) and released when the reply is a 5xx or the request is dropped. */
+/* idempotency.c: the handler side of audit, tenant transactions and Idempotency-Key
+ * (see api_store.h). The request hash is SHA-256 over method, path and body, so a key
+ * reused for another request is told apart from a retry. Claimed keys are finished from
+ * the reply path (st__queue) and released when the reply is a 5xx or the request is
+ * dropped. */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -11,17 +13,30 @@
 #include "stella/mem.h"
 
 void st_api_set_store(st_api_t *api, const st_api_store_t *store) {
+  if (api->has_store && api->store.release)
+    api->store.release(api->store.self);
   api->store = *store;
   api->has_store = 1;
 }
 
+void st_api_set_db(st_api_t *api, st_db_pool_t *pool) { api->db = pool; }
+st_db_pool_t *st_api_db(const st_api_t *api) { return api->db; }
+
 void st_api_idem_record_release(st_api_idem_record_t *rec) {
-  st_free(rec->content_type);
-  st_free(rec->body);
+  st_free(rec->reply.content_type);
+  st_free(rec->reply.body);
+  json_decref(rec->reply.headers);
   memset(rec, 0, sizeof(*rec));
 }
 
-int st_api_audit(st_api_req_t *req, void *tx, const char *action, const char *resource,
+int st_api_tx(st_api_req_t *req, int flags, st_db_tx_fn fn, void *arg, st_error_t *err) {
+  if (!req->api->db || !req->authed)
+    return st_fail(err, ST_EUNSUPPORTED, "api: no database pool or no tenant for %s",
+                   req->path);
+  return st_db_tenant_txf(req->api->db, req->auth.tenant, flags, fn, arg, err);
+}
+
+int st_api_audit(st_api_req_t *req, PGconn *tx, const char *action, const char *resource,
                  const char *outcome) {
   st_api_t *api = req->api;
   st_error_t err = ST_ERROR_INIT;
@@ -40,6 +55,13 @@ int st_api_audit(st_api_req_t *req, void *tx, const char *action, const char *re
   if ((rc = api->store.audit_record(api->store.self, tx, &a, &err)))
     st_logkv(ST_LOG_ERROR, "audit record failed", "error", st_error_text(&err), NULL);
   return rc;
+}
+
+int st_api_quota_charge(st_api_req_t *req, PGconn *c, unsigned long long bytes,
+                        st_error_t *err) {
+  if (!req->authed)
+    return st_fail(err, ST_EUNSUPPORTED, "api: storage quota on a public route");
+  return st_api_storage_charge(c, req->auth.tenant, bytes, req->api->storage_quota, err);
 }
 
 static int key_ok(const char *k) {
@@ -63,10 +85,35 @@ static int request_hash(const st_api_req_t *req, unsigned char out[32]) {
   return ok ? 0 : ST_ECRYPTO;
 }
 
+char *st__route_name(const char *method, const char *pattern) {
+  size_t n = strlen(method) + strlen(pattern) + 2;
+  char *s = st_malloc(n);
+  if (s)
+    snprintf(s, n, "%s %s", method, pattern);
+  return s;
+}
+
+/* The stored reply again, with the handler headers it had. */
+static void replay(st_api_req_t *req, const st_api_idem_reply_t *r) {
+  const char *name;
+  json_t *v;
+  int rc = st_api_add_header(req, "Idempotent-Replayed", "true");
+  json_object_foreach(r->headers, name, v) {
+    if (!rc && json_is_string(v))
+      rc = st_api_add_header(req, name, json_string_value(v));
+  }
+  if (rc)
+    st_api_reply_error(req, rc, NULL);
+  else
+    st_api_reply_bytes(req, r->status, *r->content_type ? r->content_type : NULL, r->body,
+                       r->body_len);
+}
+
 int st_api_idempotency_begin(st_api_req_t *req) {
   const char *key = st_api_req_header(req, "Idempotency-Key");
   st_api_t *api = req->api;
   st_api_idem_record_t rec;
+  st_api_idem_key_t k;
   st_error_t err = ST_ERROR_INIT;
   unsigned char hash[32];
   int rc;
@@ -85,14 +132,20 @@ int st_api_idempotency_begin(st_api_req_t *req) {
            1;
   if (!api->has_store)
     return st_api_reply_error(req, ST_EINTERNAL, NULL), 1;
+  if (!req->idem_route &&
+      !(req->idem_route = st__route_name(req->route->method, req->route->pattern)))
+    return st_api_reply_error(req, ST_ENOMEM, NULL), 1;
+  k.tenant = req->auth.tenant;
+  k.key = key;
+  k.route = req->idem_route;
   if ((rc = request_hash(req, hash)) ||
-      (rc = api->store.idem_begin(api->store.self, req->auth.tenant, key, hash, &rec, &err))) {
+      (rc = api->store.idem_begin(api->store.self, &k, hash, &rec, &err))) {
     st_logkv(ST_LOG_ERROR, "idempotency begin failed", "error", st_error_text(&err), NULL);
     return st_api_reply_error(req, rc, NULL), 1;
   }
   if (rec.state == ST_API_IDEM_NEW) {
     if (!(req->idem_key = st_strdup(key))) {
-      api->store.idem_abort(api->store.self, req->auth.tenant, key, &err);
+      api->store.idem_abort(api->store.self, &k, &err);
       return st_api_reply_error(req, ST_ENOMEM, NULL), 1;
     }
     rc = 0;
@@ -103,34 +156,52 @@ int st_api_idempotency_begin(st_api_req_t *req) {
     st_api_reply_problem(req, ST_API_P_IDEMPOTENCY_IN_FLIGHT, NULL);
     rc = 1;
   } else {
-    if (!st_api_add_header(req, "Idempotent-Replayed", "true"))
-      st_api_reply_bytes(req, rec.status, rec.content_type, rec.body, rec.body_len);
+    replay(req, &rec.reply);
     rc = 1;
   }
   st_api_idem_record_release(&rec);
   return rc;
 }
 
+static st_api_idem_key_t held_key(const st_api_req_t *req) {
+  st_api_idem_key_t k = {req->auth.tenant, req->idem_key, req->idem_route};
+  return k;
+}
+
 void st__idem_on_reply(st_api_req_t *req, unsigned status, const char *content_type,
                        const char *body, size_t len) {
   st_api_t *api = req->api;
+  st_api_idem_key_t k = held_key(req);
+  st_api_idem_reply_t r;
   st_error_t err = ST_ERROR_INIT;
+  json_t *hdrs = NULL;
   int rc;
 
-  if (status >= 500 || (!body && len == 0 && status != 204))
-    rc = api->store.idem_abort(api->store.self, req->auth.tenant, req->idem_key, &err);
-  else
-    rc = api->store.idem_finish(api->store.self, req->auth.tenant, req->idem_key, status,
-                                content_type ? content_type : "", body, len, &err);
+  if (status >= 500 || (!body && len == 0 && status != 204)) {
+    rc = api->store.idem_abort(api->store.self, &k, &err);
+  } else if (!(hdrs = json_object())) {
+    rc = api->store.idem_abort(api->store.self, &k, &err);
+  } else {
+    for (const st__hdr_t *h = req->headers; h; h = h->next)
+      json_object_set_new(hdrs, h->name, json_string(h->value));
+    r.status = status;
+    r.content_type = (char *)(content_type ? content_type : "");
+    r.headers = hdrs;
+    r.body = (char *)body;
+    r.body_len = len;
+    rc = api->store.idem_finish(api->store.self, &k, &r, &err);
+  }
   if (rc)
     st_logkv(ST_LOG_ERROR, "idempotency finish failed", "error", st_error_text(&err), NULL);
+  json_decref(hdrs);
   st_free(req->idem_key);
   req->idem_key = NULL;
 }
 
 void st__idem_on_drop(st_api_req_t *req) {
+  st_api_idem_key_t k = held_key(req);
   st_error_t err = ST_ERROR_INIT;
-  if (req->api->store.idem_abort(req->api->store.self, req->auth.tenant, req->idem_key, &err))
+  if (req->api->store.idem_abort(req->api->store.self, &k, &err))
     st_logkv(ST_LOG_ERROR, "idempotency release failed", "error", st_error_text(&err), NULL);
   st_free(req->idem_key);
   req->idem_key = NULL;

@@ -13,6 +13,7 @@
 
 #define TYPE_BASE "https://stella.dev/problems/"
 #define DETAIL_MAX 1024
+#define QUOTA_RETRY_AFTER "3600"
 
 static const struct {
   unsigned status;
@@ -41,6 +42,7 @@ static const struct {
     [ST_API_P_VERIFICATION_FAILED] = {422, TYPE_BASE "verification-failed",
                                       "Verification failed"},
     [ST_API_P_RATE_LIMITED] = {429, TYPE_BASE "rate-limited", "Too many requests"},
+    [ST_API_P_QUOTA_EXCEEDED] = {429, TYPE_BASE "quota-exceeded", "Storage quota exceeded"},
     [ST_API_P_INTERNAL] = {500, TYPE_BASE "internal", "Internal error"},
     [ST_API_P_UNAVAILABLE] = {503, TYPE_BASE "unavailable", "Service unavailable"},
 };
@@ -78,6 +80,8 @@ st_api_problem st_api_problem_for_err(int code) {
     return ST_API_P_UNPROCESSABLE;
   case ST_EVERIFY:
     return ST_API_P_VERIFICATION_FAILED;
+  case ST_EQUOTA:
+    return ST_API_P_QUOTA_EXCEEDED;
   case ST_EDBRETRY:
   case ST_EREDIS:
   case ST_ENET:
@@ -105,6 +109,10 @@ static int reply_problem(st_api_req_t *req, st_api_problem kind, const char *det
   }
   json_decref(j);
   if (kinds[kind].status == 503 && (rc = st_api_add_header(req, "Retry-After", "1")))
+    goto done;
+  /* storage frees only when the tenant deletes something: ask for a patient retry */
+  if (kind == ST_API_P_QUOTA_EXCEEDED &&
+      (rc = st_api_add_header(req, "Retry-After", QUOTA_RETRY_AFTER)))
     goto done;
   rc = st_api_reply_bytes(req, kinds[kind].status, "application/problem+json", text,
                           strlen(text));

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "api_internal.h"
+#include "routes_export.h"
 #include "stella/log.h"
 #include "stella/mem.h"
 
@@ -50,6 +51,7 @@ static void req_free(st_api_req_t *req) {
   if (req->body_fd >= 0)
     close(req->body_fd);
   st_free(req->idem_key);
+  st_free(req->idem_route);
   st_free(req->path);
   st_free(req);
 }
@@ -356,6 +358,7 @@ int st_api_new(st_api_t **out, const st_config_t *cfg, st_error_t *err) {
   api->json_max = (unsigned long long)st_config_int(cfg, "api_json_body_max");
   api->body_max = (unsigned long long)st_config_int(cfg, "max_body_bytes");
   api->jwt_leeway = st_config_int(cfg, "jwt_leeway_s");
+  api->storage_quota = (unsigned long long)st_config_int(cfg, "api_storage_quota_bytes");
   if (!(api->listen_host = st_strdup(st_config_str(cfg, "api_listen"))) ||
       !(api->tmp_dir = st_strdup(tmp ? tmp : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp")))) {
     rc = st_fail(err, ST_ENOMEM, "api: out of memory");
@@ -424,14 +427,41 @@ void st_api_free(st_api_t *api) {
     st__sse_shutdown(api);
     MHD_stop_daemon(api->daemon);
   }
+  st__export_routes_free(api->exports);
+  if (api->has_store && api->store.release)
+    api->store.release(api->store.self);
+  st_db_pool_free(api->own_db);
   st__router_release(&api->router);
   st_jwt_keys_free(api->keys);
   st__quota_free(api->quota);
   st_free(api->listen_host);
+  st_free(api->redis_url);
   st_free(api->tmp_dir);
   st_free(api->spec);
   st_free(api->spec_version);
   st_free(api);
+}
+
+/* With pg_url: a pool, the Postgres audit/idempotency store and the routes that need
+ * them. Without it the server runs with the built-in routes only. */
+static int start_db(st_api_t *api, const st_config_t *cfg, st_error_t *err) {
+  const char *pg = st_config_str(cfg, "pg_url");
+  st_api_store_t store;
+  int rc;
+
+  if (!pg)
+    return 0;
+  if ((rc = st_db_pool_new(pg, (int)st_config_int(cfg, "pg_pool_size"), &api->own_db, err)))
+    return rc;
+  api->db = api->own_db;
+  if ((rc = st_api_store_pg(&store, api->db, st_config_int(cfg, "api_idempotency_ttl_s"),
+                            st_config_int(cfg, "api_idempotency_inflight_s"), err)))
+    return rc;
+  st_api_set_store(api, &store);
+  if ((rc = st__jobs_routes(api, cfg, err)) || (rc = st__audit_routes(api, err)) ||
+      (rc = st__export_routes(api, cfg, api->db, &api->exports, err)))
+    return rc;
+  return 0;
 }
 
 int st_api_start(const st_config_t *cfg, st_api_t **out, st_error_t *err) {
@@ -442,7 +472,7 @@ int st_api_start(const st_config_t *cfg, st_api_t **out, st_error_t *err) {
   if ((rc = st_api_new(&api, cfg, err)))
     return rc;
   /* service modules add their route tables here (st_api_add_routes) */
-  if ((rc = st_api_listen(api, err))) {
+  if ((rc = start_db(api, cfg, err)) || (rc = st_api_listen(api, err))) {
     st_api_free(api);
     return rc;
   }

@@ -213,3 +213,70 @@ int st_api_reply_file(st_api_req_t *req, const char *path, const char *content_t
   MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
   return st__queue(req, kind == 0 ? 206 : 200, r, NULL, 0, content_type);
 }
+
+typedef struct ranged_s {
+  st_api_read_fn read;
+  void *arg;
+  void (*free_fn)(void *);
+  uint64_t first;
+} ranged_t;
+
+static ssize_t ranged_cb(void *cls, uint64_t pos, char *buf, size_t max) {
+  ranged_t *s = cls;
+  long n = s->read(s->arg, s->first + pos, buf, max);
+  if (n > 0)
+    return (ssize_t)n;
+  return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void ranged_free(void *cls) {
+  ranged_t *s = cls;
+  if (s->free_fn)
+    s->free_fn(s->arg);
+  st_free(s);
+}
+
+int st_api_reply_ranged(st_api_req_t *req, const char *content_type, unsigned long long size,
+                        st_api_read_fn read, void *arg, void (*free_fn)(void *)) {
+  const char *range = st_api_req_header(req, "Range");
+  ranged_t *s = st_calloc(1, sizeof(*s));
+  struct MHD_Response *r;
+  uint64_t first = 0, last = size ? size - 1 : 0;
+  char cr[96];
+  int kind = 1, rc;
+
+  if (!s) {
+    if (free_fn)
+      free_fn(arg);
+    return ST_ENOMEM;
+  }
+  *s = (ranged_t){read, arg, free_fn, 0};
+  if (range && strcmp(req->method, "GET") == 0)
+    kind = parse_range(range, size, &first, &last);
+  if (kind < 0) {
+    ranged_free(s);
+    snprintf(cr, sizeof(cr), "bytes */%llu", size);
+    if ((rc = st_api_add_header(req, "Content-Range", cr)))
+      return rc;
+    return st_api_reply_problem(req, ST_API_P_RANGE_NOT_SATISFIABLE, "the file has %llu bytes",
+                                size);
+  }
+  if (kind == 0) {
+    snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%llu", first, last, size);
+    if ((rc = st_api_add_header(req, "Content-Range", cr))) {
+      ranged_free(s);
+      return rc;
+    }
+  } else {
+    first = 0;
+    last = size ? size - 1 : 0;
+  }
+  s->first = first;
+  if (!(r = MHD_create_response_from_callback(size ? last - first + 1 : 0, STREAM_BLOCK,
+                                              ranged_cb, s, ranged_free))) {
+    ranged_free(s);
+    return ST_ENOMEM;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+  return st__queue(req, kind == 0 ? 206 : 200, r, NULL, 0, content_type);
+}

@@ -44,7 +44,7 @@ static int profile_create(st_db_pool_t *pool, const char *tenant, json_t *j) {
 
   st_export_profile_init(&p);
   if (st_export_profile_from_json(j, &p, &err) ||
-      st_export_profile_create(pool, tenant, &p, &err))
+      st_export_profile_create(pool, tenant, &p, NULL, &err))
     rc = fail(&err);
   else
     printf("created profile %s (%s)\n", p.name, p.kind);
@@ -105,7 +105,7 @@ static int profile(int argc, char **argv, st_db_pool_t *pool, const char *tenant
         rc = fail(&err);
       else
         rc = print_json(j);
-    } else if (st_export_profile_delete(pool, tenant, argv[2], &err)) {
+    } else if (st_export_profile_delete(pool, tenant, argv[2], NULL, &err)) {
       rc = fail(&err);
     } else {
       printf("deleted profile %s\n", argv[2]);
@@ -188,6 +188,10 @@ int st_cmd_export(int argc, char **argv) {
   int n = 0, rc;
   st_db_pool_t *pool = NULL;
 
+  /* run, download, verify go through the API (cmd_export_run.c) */
+  if (argc >= 2 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "download") ||
+                    !strcmp(argv[1], "verify")))
+    return st_cli_export_api(argc - 1, argv + 1);
   /* --tenant and --config may sit anywhere; the rest goes to the subcommand. */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--tenant") && i + 1 < argc)
@@ -202,7 +206,8 @@ int st_cmd_export(int argc, char **argv) {
   rest[n] = NULL;
   if (n < 1 || (strcmp(rest[0], "profile") && strcmp(rest[0], "plan")))
     return st_cli_usage("export profile create|list|show|delete ... | export plan PROFILE "
-                        "--tenant T");
+                        "--tenant T | export run PROFILE --tenant T [--wait] | export "
+                        "download RUN --tenant T -o FILE | export verify FILE [--key PUB]");
   if (!tenant)
     return st_cli_usage("export: --tenant is required");
   if ((rc = st_cli_pool(config, &pool)))

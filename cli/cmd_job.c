@@ -1,9 +1,11 @@
 /* cmd_job.c: `stella job submit`: build a job envelope and XADD it to the job type's
- * stream (the orchestrator path; the API path through Postgres comes with the job state
- * phase, as do `job get|watch|cancel`). Prints the job id. */
+ * stream (the orchestrator path). With pg_url set the jobs row is written first (state
+ * queued), so `job get|watch|cancel` (cmd_job_state.c) see the job at once; a repeated
+ * idempotency key prints the job id that holds it and submits nothing. Prints the job id. */
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -100,6 +102,22 @@ static int submit(int argc, char **argv) {
     fprintf(stderr, "stella: %s\n", st_error_text(&err));
     goto done;
   }
+  if (st_config_str(cfg, "pg_url")) {
+    char *text = json_dumps(env.payload, JSON_COMPACT), *existing = NULL;
+    rc = text ? st_cli_job_record_queued(tenant, env.job_id, type, idem, text, &existing)
+              : ST_EXIT_FAIL;
+    free(text);
+    if (rc == ST_EXIT_OK && existing) {
+      fprintf(stderr, "stella: idempotency key already used by job %s; not submitted again\n",
+              existing);
+      printf("%s\n", existing);
+      st_free(existing);
+      goto done;
+    }
+    if (rc != ST_EXIT_OK)
+      goto done;
+    rc = ST_EXIT_USAGE;
+  }
   if (!(c = st_cli_redis(cfg)))
     goto done;
   r = redisCommand(c, "XADD %s * e %b", stream.data, bytes.data, bytes.len);
@@ -123,5 +141,11 @@ done:
 int st_cmd_job(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "submit"))
     return submit(argc - 1, argv + 1);
-  return st_cli_usage("job submit ... (job get|watch|cancel come with the Postgres job state)");
+  if (argc >= 2 && !strcmp(argv[1], "get"))
+    return st_cli_job_get(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "watch"))
+    return st_cli_job_watch(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "cancel"))
+    return st_cli_job_cancel(argc - 1, argv + 1);
+  return st_cli_usage("job submit|get|watch|cancel ...");
 }

@@ -24,7 +24,9 @@ static void print_text(const st_bundle_report_t *r, const char *path) {
   }
 }
 
-int st_cmd_verify(int argc, char **argv) {
+int st_cmd_verify(int argc, char **argv) { return st_cli_verify_kind(argc, argv, NULL); }
+
+int st_cli_verify_kind(int argc, char **argv, const char *want_kind) {
   const char *path = NULL, *tsa_ca = NULL;
   st_pubkey_t *keys[MAX_TRUSTED] = {0};
   const st_pubkey_t *ckeys[MAX_TRUSTED];
@@ -101,7 +103,10 @@ int st_cmd_verify(int argc, char **argv) {
   } else {
     print_text(&rep, path);
   }
-  if (vrc) {
+  if (!vrc && want_kind && strcmp(rep.kind.data, want_kind)) {
+    fprintf(stderr, "stella: verify: FAILED: kind %s, expected %s\n", rep.kind.data, want_kind);
+    rc = ST_EXIT_FAIL;
+  } else if (vrc) {
     fprintf(stderr, "stella: verify: FAILED: %s\n", st_error_text(&err));
     rc = ST_EXIT_FAIL;
   } else {

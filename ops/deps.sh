@@ -7,10 +7,10 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libuv1-dev libhiredis-dev libpq-dev libssl-dev libmsgpack-dev libarchive-dev
   libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev libsqlite3-dev zlib1g-dev
-  libnats-dev
+  libnats-dev nats-server
   postgresql-15 postgresql-client-15 redis-server
   clang libclang-rt-14-dev
-  openssl python3 python3-securesystemslib softhsm2 opensc age xxd
+  openssl python3 python3-securesystemslib python3-jsonschema softhsm2 opensc age xxd
   openssh-client libp11-kit-dev
   golang-go golang-github-coreos-bbolt-dev
   nodejs npm wrk nginx-light hyperfine procps iproute2 time

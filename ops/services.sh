@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# ops/services.sh up|down|env|status: private Postgres 15, Redis 7, a test RFC 3161 TSA
-# (stella-test-tsa) and an OCI registry (Debian docker-registry) for development, tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
+# ops/services.sh up|down|env|status: private Postgres 15, Redis 7, NATS with JetStream (when
+# nats-server is installed), a test RFC 3161 TSA (stella-test-tsa) and an OCI registry (Debian docker-registry) for development, tests and the demo. Everything lives under var/ of this checkout (data, sockets, logs,
 # chosen ports); nothing touches a system-wide instance or a standard port.
 #   up      start what is not running (idempotent), create the database
 #   down    stop everything and delete var/pg, var/redis
-#   env     print `export STELLA_...=` lines for the binaries and tests
+#   env     print `export STELLA_...=` lines for the binaries and tests (with a dev HS256 JWT
+#           secret made once in var/jwt.secret, mode 0600, kept by `down`)
 #   status  say what runs where
 # The TSA is a binary of this checkout (build/bin or build-ci/bin): when neither is built yet,
 # `up` says so and skips it (ops/test.sh builds first, then runs `up`). Its test CA and
@@ -42,6 +43,20 @@ load_ports() {
   . "$PORTS"
   if [ -z "${TSA_PORT:-}" ]; then TSA_PORT=$(pick_port tsa); echo "TSA_PORT=$TSA_PORT" >>"$PORTS"; fi
   if [ -z "${REG_PORT:-}" ]; then REG_PORT=$(pick_port registry); echo "REG_PORT=$REG_PORT" >>"$PORTS"; fi
+  if [ -z "${NATS_PORT:-}" ]; then NATS_PORT=$(pick_port nats); echo "NATS_PORT=$NATS_PORT" >>"$PORTS"; fi
+}
+
+nats_running() { [ -f "$VAR/nats.pid" ] && kill -0 "$(cat "$VAR/nats.pid")" 2>/dev/null; }
+
+nats_up() { # JetStream on, store under var/nats; skipped when the package is missing
+  nats_running && return 0
+  command -v nats-server >/dev/null || { echo "services: nats-server not installed; NATS skipped" >&2; return 0; }
+  port_free "$NATS_PORT" || { echo "services: port $NATS_PORT taken; delete $PORTS" >&2; exit 1; }
+  mkdir -p "$VAR/nats"
+  nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$VAR/nats" >>"$VAR/nats.log" 2>&1 </dev/null &
+  echo $! >"$VAR/nats.pid"
+  for _ in $(seq 50); do port_free "$NATS_PORT" || return 0; sleep 0.1; done
+  echo "services: nats-server did not start, see $VAR/nats.log" >&2; exit 1
 }
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$PGUSER_OS" -- "$@"; else "$@"; fi; }
@@ -160,6 +175,11 @@ down() {
     for _ in $(seq 50); do tsa_running || break; sleep 0.1; done
   fi
   rm -f "$VAR/tsa.pid"
+  if nats_running; then
+    kill "$(cat "$VAR/nats.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do nats_running || break; sleep 0.1; done
+  fi
+  rm -rf "$VAR/nats.pid" "$VAR/nats"
 
   if [ -f "$PGDATA/PG_VERSION" ]; then
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
@@ -171,6 +191,11 @@ down() {
   rm -rf "$PGDATA" "$REDISDIR" "$PGRUN" "$VAR/redis.pid" "$PORTS"
 }
 
+jwt_secret() {
+  [ -s "$VAR/jwt.secret" ] || (umask 077; openssl rand -hex 32 >"$VAR/jwt.secret")
+  cat "$VAR/jwt.secret"
+}
+
 print_env() {
   cat <<ENV
 export STELLA_PG_URL='postgresql://stella_app@127.0.0.1:$PG_PORT/stella'
@@ -178,7 +203,9 @@ export STELLA_PG_MAINT_URL='postgresql://stella_maint@127.0.0.1:$PG_PORT/stella'
 export STELLA_PG_ADMIN_URL='postgresql://postgres@127.0.0.1:$PG_PORT/stella'
 export STELLA_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 export STELLA_DATA_DIR='$VAR/data'
+export STELLA_JWT_HS256_SECRET='$(jwt_secret)'
 ENV
+  if nats_running; then echo "export STELLA_NATS_URL='nats://127.0.0.1:$NATS_PORT'"; fi
   if tsa_running; then
     echo "export STELLA_TSA_URL='http://127.0.0.1:$TSA_PORT/'"
     echo "export STELLA_TSA_CA='$TSADIR/ca.pem'"
@@ -192,13 +219,14 @@ ENV
 
 cmd=${1:-}
 case "$cmd" in
-  up) load_ports; pg_up; redis_up; tsa_up; reg_up
-    echo "services: postgres :$PG_PORT, redis :$REDIS_PORT$(tsa_running && echo ", tsa :$TSA_PORT")$(reg_running && echo ", registry :$REG_PORT") (var/)" >&2 ;;
+  up) load_ports; pg_up; redis_up; nats_up; tsa_up; reg_up
+    echo "services: postgres :$PG_PORT, redis :$REDIS_PORT$(nats_running && echo ", nats :$NATS_PORT")$(tsa_running && echo ", tsa :$TSA_PORT")$(reg_running && echo ", registry :$REG_PORT") (var/)" >&2 ;;
   down) [ -f "$PORTS" ] && load_ports; down; echo "services: stopped" >&2 ;;
   env) load_ports; print_env ;;
   status) load_ports
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
     redis_running && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
+    nats_running && echo "nats: running on 127.0.0.1:$NATS_PORT" || echo "nats: stopped"
     tsa_running && echo "tsa: running on 127.0.0.1:$TSA_PORT" || echo "tsa: stopped"
     reg_running && echo "registry: running on 127.0.0.1:$REG_PORT" || echo "registry: stopped" ;;
   *) echo "usage: ops/services.sh up|down|env|status" >&2; exit 2 ;;

@@ -1,15 +1,21 @@
 /* sink.h: the job state sink, the seam where durable job state plugs in.
  *
- * The supervisor reports every transition of a job to one sink. Today the sink is the
- * logging sink (one JSON line per transition, st_state_sink_log); the Postgres sink
- * (jobs table + lifecycle outbox row in one transaction, deduplicated on tenant and
- * job_id + attempt + state) replaces it without touching the transport.
+ * The supervisor reports every transition of a job to one sink: the logging sink (one
+ * JSON line per transition, st_state_sink_log) or the Postgres sink (st_state_sink_pg:
+ * jobs row + lifecycle outbox row in one tenant transaction, deduplicated on tenant and
+ * job_id, events on job_id + attempt + state; it logs each transition too).
  *
  * Ordering contract: for a terminal transition (succeeded, retry_scheduled,
  * dead_lettered, cancelled) record() is called, and must have committed, BEFORE the
  * supervisor acknowledges the stream entry; if it fails, the entry is not acknowledged
  * (released) and another delivery repeats the transition, so record() must be
  * idempotent. After a crash the same transition may be recorded twice.
+ *
+ * STARTED verdicts: record(STARTED) may answer ST_EEXIST (the job already reached a final
+ * state, e.g. a redelivery after its acknowledgement was lost: acknowledge it without
+ * running) or ST_ECANCELED (a cancel was requested before it ran: record it cancelled
+ * without running). Any other STARTED failure is logged and the job runs anyway (its
+ * terminal record decides).
  *
  * Threads: record() is called from supervisor worker threads, concurrently; never from
  * the libuv loop (it may block on I/O). `env` is NULL for an envelope that did not decode
@@ -23,7 +29,9 @@
 
 #include "envelope.h"
 #include "retry.h"
+#include "stella/db.h"
 #include "stella/err.h"
+#include "stella/sha256.h"
 
 typedef enum st_job_state {
   ST_STATE_STARTED = 0,
@@ -65,5 +73,31 @@ const char *st_job_state_name(st_job_state s);
  * state, type, stream, entry_id, consumer, attempt, outcome, reason, duration_ms,
  * next_due_ms, plus the log context (tenant, job_id, trace_id). Never fails. */
 void st_state_sink_log(st_state_sink_t *out);
+
+/* The Postgres sink (sink_pg.c) on a borrowed pool that must outlive the sink. Transient
+ * database failures come back as ST_EDBRETRY (the entry is then released and redelivered);
+ * a malformed envelope (no tenant) and RELEASED are only logged. */
+void st_state_sink_pg(st_state_sink_t *out, st_db_pool_t *pool);
+
+/* The outbox event of a job transition (job_event.c). Every job event, from the sink or
+ * from the API's submission, is made here: the id is the lower-case hex SHA-256 of
+ * "job\n" job_id "\n" attempt "\n" transition (stable: recording the same transition again
+ * gives the same id, and the outbox's UNIQUE (tenant_id, event_id) drops it), the JSON a
+ * stella.event/v1 envelope (schemas/json/event-v1.schema.json) with subject "job/<job_id>",
+ * trace_id from the envelope's traceparent, occurred_at at_ms, and payload {job_id,
+ * job_type, attempt, state} plus the members of extra. *json is jansson-allocated (free()).
+ * Any thread. ST_ENOMEM only. */
+typedef struct st_job_event_s {
+  const st_envelope_t *env;
+  uint32_t attempt;
+  const char *transition; /* part of the id: st_job_state_name(), or "queued" */
+  const char *state;      /* jobs.state after the transition */
+  const char *type;       /* job.queued, job.succeeded, job.dead_lettered, job.cancelled */
+  uint64_t at_ms;
+  const json_t *extra;    /* more payload members (borrowed), NULL for none */
+} st_job_event_t;
+
+int st_job_event_make(const st_job_event_t *ev, char id[ST_SHA256_HEX_LEN + 1], char **json,
+                      st_error_t *err) ST_MUST_CHECK;
 
 #endif

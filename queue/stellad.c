@@ -1,7 +1,16 @@
 /* stellad.c: the supervisor's entry point: parse flags, load config, run roles.
- * The worker role runs the job supervisor (supervisor.h) with the workers of
- * workers/registry.c and the logging state sink, plus the ops listener (ops_http.h).
- * The api role runs the HTTP front (api.h) beside it, or alone until SIGINT/SIGTERM. */
+ *
+ * worker     the job supervisor (supervisor.h) with the workers of workers/registry.c.
+ *            Its state sink is Postgres (sink_pg.c) when pg_url is set, else the logging
+ *            sink: Postgres stays optional for the worker role so a Redis-only process
+ *            (development, the transport's own tests) still runs, but without pg_url job
+ *            state is only logged, and a warning says so.
+ * scheduler  cron schedules and event triggers (scheduler.h); needs pg_url.
+ * With pg_url, either role also runs the outbox relay (outbox_relay.h; config
+ * outbox_relay), of which one process at a time is the leader. The ops listener
+ * (ops_http.h) runs for both. api        the HTTP front (api.h), beside the others or alone.
+ * Without the worker role (whose loop handles SIGTERM and SIGINT) the main thread blocks
+ * those signals before any thread starts and waits for them with sigwait. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,10 +18,14 @@
 
 #include "api.h"
 #include "ops_http.h"
+#include "outbox_relay.h"
 #include "registry.h"
+#include "scheduler.h"
 #include "sink.h"
 #include "stella/config.h"
+#include "stella/db.h"
 #include "stella/log.h"
+#include "stella/metrics.h"
 #include "stella/version.h"
 #include "supervisor.h"
 
@@ -29,22 +42,57 @@ static int has_role(const char *roles, const char *role) {
   return 0;
 }
 
-static int run_worker(const st_config_t *cfg) {
+/* The worker and/or scheduler roles; without the worker, until SIGTERM/SIGINT (which the
+ * caller has blocked). */
+static int run_roles(const st_config_t *cfg, int worker, int sched) {
   st_error_t err = ST_ERROR_INIT;
   st_ops_http_t *ops = NULL;
+  st_db_pool_t *db = NULL;
+  st_outbox_relay_t *relay = NULL;
+  st_scheduler_t *sc = NULL;
   st_state_sink_t sink;
-  int rc;
+  const char *pg = st_config_str(cfg, "pg_url");
+  sigset_t sigs;
+  int rc = 2, sig;
 
-  if ((rc = st_ops_http_start(&ops, st_config_str(cfg, "ops_listen"), &err))) {
-    st_error("stellad: %s", st_error_text(&err));
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  if (sched && !pg) {
+    st_error("stellad: the scheduler role needs pg_url");
     return 2;
   }
-  st_state_sink_log(&sink);
-  rc = st_supervisor_run(cfg, st_workers_all(), &sink, &err);
-  if (rc)
+  if (st_ops_http_start(&ops, st_config_str(cfg, "ops_listen"), &err) ||
+      (pg && st_db_pool_new(pg, (int)st_config_int(cfg, "pg_pool_size"), &db, &err)) ||
+      (pg && st_config_bool(cfg, "outbox_relay") &&
+       st_outbox_relay_start(pg, st_config_str(cfg, "redis_url"),
+                             (uint64_t)st_config_int(cfg, "outbox_poll_ms"), &relay, &err)) ||
+      (sched && st_scheduler_start(cfg, db, &sc, &err))) {
     st_error("stellad: %s", st_error_text(&err));
+    goto done;
+  }
+  if (worker) {
+    if (db) {
+      st_state_sink_pg(&sink, db);
+    } else {
+      st_warn("stellad: no pg_url: job state is only logged (not durable)");
+      st_state_sink_log(&sink);
+    }
+    rc = st_supervisor_run(cfg, st_workers_all(), &sink, db, &err) ? 1 : 0;
+    if (rc)
+      st_error("stellad: %s", st_error_text(&err));
+  } else {
+    st_health_set_ready(1, "ok");
+    if (sigwait(&sigs, &sig) == 0)
+      st_info("stellad: signal %d: stopping", sig);
+    rc = 0;
+  }
+done:
+  st_scheduler_stop(sc);
+  st_outbox_relay_stop(relay);
+  st_db_pool_free(db);
   st_ops_http_stop(ops);
-  return rc ? 1 : 0;
+  return rc;
 }
 
 static int usage(void) {
@@ -86,6 +134,7 @@ int main(int argc, char **argv) {
   {
     int api_role = has_role(st_config_str(cfg, "roles"), "api");
     int worker_role = has_role(st_config_str(cfg, "roles"), "worker");
+    int sched_role = has_role(st_config_str(cfg, "roles"), "scheduler");
     st_api_t *api = NULL;
     sigset_t stop;
     int sig;
@@ -93,21 +142,21 @@ int main(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
-    /* api alone: blocked before the server threads exist, so only sigwait sees them
-     * (the worker role has its own signal watchers) */
-    if (api_role && !worker_role)
+    /* no worker role: blocked before any thread exists, so only sigwait sees them (the
+     * worker role has its own signal watchers) */
+    if (!worker_role)
       pthread_sigmask(SIG_BLOCK, &stop, NULL);
     if (api_role && st_api_start(cfg, &api, &err)) {
       st_error("stellad: %s", st_error_text(&err));
       st_config_free(cfg);
       return 1;
     }
-    if (worker_role)
-      rc = run_worker(cfg);
+    if (worker_role || sched_role)
+      rc = run_roles(cfg, worker_role, sched_role);
     else if (api_role && sigwait(&stop, &sig) == 0)
       st_info("stellad stopping on signal %d", sig);
     else if (!api_role)
-      st_warn("stellad: only the worker and api roles are implemented in this build");
+      st_warn("stellad: no api, worker or scheduler role");
     st_api_stop(api);
   }
   st_config_free(cfg);

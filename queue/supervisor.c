@@ -55,6 +55,8 @@ static void on_delivery(void *ud, st_delivery_t *d) {
   j->deadline_ms = st__mono_ms() + s->timeout_ms;
   atomic_init(&j->ctx.cancel, ST_CANCEL_NONE);
   j->ctx.priv = j;
+  j->ctx.db = s->db;
+  j->ctx.cfg = s->cfg;
   j->in_next = s->in_head;
   j->in_prev = &s->in_head;
   if (s->in_head)
@@ -79,6 +81,8 @@ static void count_outcome(st__sup_t *s, st__job_t *j) {
   }
   switch (j->action) {
   case ST_ACTION_ACK:
+    if (j->skipped)
+      break;
     if (j->outcome == ST_JOB_SUCCEEDED)
       st_metric_inc(ty->m_succeeded);
     else
@@ -222,6 +226,8 @@ static int setup(st__sup_t *s, const st_config_t *cfg, const st_worker_t *const 
   s->timeout_ms = (uint64_t)st_config_int(cfg, "job_timeout_ms");
   s->drain_ms = (uint64_t)st_config_int(cfg, "drain_timeout_ms");
   s->max_attempts = (unsigned)st_config_int(cfg, "job_max_attempts");
+  s->max_deliveries = (unsigned)st_config_int(cfg, "job_max_deliveries");
+  s->cancel_poll_ms = (uint64_t)st_config_int(cfg, "job_cancel_poll_ms");
   s->backoff_base_ms = (uint64_t)st_config_int(cfg, "job_backoff_base_ms");
   s->backoff_cap_ms = (uint64_t)st_config_int(cfg, "job_backoff_cap_ms");
   s->limits.max_bytes = (size_t)st_config_int(cfg, "max_envelope_bytes");
@@ -262,15 +268,17 @@ static int setup(st__sup_t *s, const st_config_t *cfg, const st_worker_t *const 
 }
 
 int st_supervisor_run(const st_config_t *cfg, const st_worker_t *const *workers,
-                      st_state_sink_t *sink, st_error_t *err) {
+                      st_state_sink_t *sink, st_db_pool_t *db, st_error_t *err) {
   st__sup_t *s = st_calloc(1, sizeof(*s));
-  int rc = 0, pool = 0, loop = 0;
+  int rc = 0, pool = 0, loop = 0, cancel = 0;
 
   if (!s) {
     rc = st_fail(err, ST_ENOMEM, "supervisor: out of memory");
     goto done;
   }
   s->sink = *sink;
+  s->db = db;
+  s->cfg = cfg;
   if ((rc = uv_loop_init(&s->loop))) {
     rc = st_fail(err, ST_EINTERNAL, "supervisor: uv_loop_init: %s", uv_strerror(rc));
     goto done;
@@ -290,6 +298,13 @@ int st_supervisor_run(const st_config_t *cfg, const st_worker_t *const *workers,
     goto done;
   }
   pool = 1;
+  cancel = 1;
+  if ((rc = st__cancel_start(s, err))) {
+    s->stopping = 1;
+    st_transport_close(s->tr, transport_closed, s);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    goto done;
+  }
   uv_timer_init(&s->loop, &s->tick);
   uv_timer_init(&s->loop, &s->lease);
   uv_signal_init(&s->loop, &s->sigterm);
@@ -307,6 +322,8 @@ int st_supervisor_run(const st_config_t *cfg, const st_worker_t *const *workers,
 done:
   if (pool)
     st__pool_stop(s);
+  if (cancel)
+    st__cancel_stop(s);
   if (loop) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&s->loop))

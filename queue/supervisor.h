@@ -24,10 +24,15 @@
 #include "stella/err.h"
 #include "worker.h"
 
-/* Run until a termination signal has been handled. workers: NULL-terminated. Config keys:
+/* Run until a termination signal has been handled. workers: NULL-terminated. db (may be
+ * NULL) is borrowed: handed to workers in st_job_ctx_t and used by the cancel poller, a
+ * thread of its own that every job_cancel_poll_ms reads the cancel requests of the
+ * in-flight jobs (off the loop) and sets their cancel flag (ST_CANCEL_USER). Config keys:
  * redis_url, worker_threads, job_lease_ms, job_max_attempts, job_timeout_ms,
- * drain_timeout_ms, max_envelope_bytes, job_backoff_base_ms, job_backoff_cap_ms. */
+ * drain_timeout_ms, max_envelope_bytes, job_backoff_base_ms, job_backoff_cap_ms,
+ * job_max_deliveries (crash-loop guard: a reclaimed entry delivered more often is
+ * dead-lettered, "poison: crashed N times", without running), job_cancel_poll_ms. */
 int st_supervisor_run(const st_config_t *cfg, const st_worker_t *const *workers,
-                      st_state_sink_t *sink, st_error_t *err) ST_MUST_CHECK;
+                      st_state_sink_t *sink, st_db_pool_t *db, st_error_t *err) ST_MUST_CHECK;
 
 #endif

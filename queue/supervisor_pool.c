@@ -18,6 +18,7 @@ static uint64_t wall_ms(void) {
 }
 
 void st__job_free(st__job_t *j) {
+  st__cancel_unregister(j->s, j);
   st_delivery_free(j->d);
   st_free(j->job_id);
   st_free(j->tenant);
@@ -25,7 +26,8 @@ void st__job_free(st__job_t *j) {
   st_free(j);
 }
 
-static void record(st__job_t *j, st_job_state state, st_error_t *err, int *failed) {
+/* Record a transition; the sink's code (failures are logged when `failed` is given). */
+static int record(st__job_t *j, st_job_state state, st_error_t *err, int *failed) {
   st__sup_t *s = j->s;
   st_job_transition_t t = {0};
   int rc;
@@ -50,12 +52,21 @@ static void record(st__job_t *j, st_job_state state, st_error_t *err, int *faile
              st_job_state_name(state), st_error_text(err));
     *failed = 1;
   }
+  return rc;
 }
+
+/* Progress is a heartbeat in the state store: at most one record per job per
+ * PROGRESS_MIN_MS (counted from the start), so short jobs write none. */
+#define PROGRESS_MIN_MS 1000
 
 static void progress_cb(st_job_ctx_t *ctx, double fraction, const char *note) {
   st__job_t *j = ctx->priv;
   st_job_transition_t t = {0};
   st_error_t err = ST_ERROR_INIT;
+  uint64_t now = st__mono_ms();
+  if (now - j->beat_ms < PROGRESS_MIN_MS)
+    return;
+  j->beat_ms = now;
   t.state = ST_STATE_PROGRESS;
   t.env = j->env;
   t.type = j->d->type;
@@ -90,9 +101,25 @@ static void run_job(st__job_t *j, st_envelope_t *env) {
     reject(j, "permanent", why);
     return;
   }
+  rc = record(j, ST_STATE_STARTED, &err, NULL);
+  if (rc == ST_EEXIST) { /* final already (its acknowledgement was lost): just ack */
+    st_info("job is already final in the state store; acknowledging without running");
+    j->skipped = 1;
+    j->outcome = ST_JOB_SUCCEEDED;
+    j->action = ST_ACTION_ACK;
+    return;
+  }
+  if (rc == ST_ECANCELED) {
+    j->outcome = ST_JOB_CANCELLED;
+    j->action = ST_ACTION_ACK;
+    snprintf(j->reason, sizeof(j->reason), "cancel requested before it ran");
+    snprintf(j->klass, sizeof(j->klass), "cancelled");
+    return;
+  }
+  if (rc)
+    st_warn("state sink: recording started failed: %s; running anyway", st_error_text(&err));
   st_metric_inc(ty->m_started);
-  record(j, ST_STATE_STARTED, &err, NULL);
-  t0 = st__mono_ms();
+  t0 = j->beat_ms = st__mono_ms();
   j->ctx.progress = progress_cb;
   rc = ty->w->run(&job, &j->ctx, &err);
   j->duration_ms = st__mono_ms() - t0;
@@ -165,6 +192,15 @@ static void process(st__job_t *j) {
     st_log_ctx_set(env.tenant, env.job_id, env.trace ? trace_id : NULL);
     j->job_id = st_strdup(env.job_id);
     j->tenant = st_strdup(env.tenant);
+    if (j->d->deliveries > s->max_deliveries) {
+      char why[ST_ERRMSG_MAX];
+      snprintf(why, sizeof(why), "poison: crashed %u times (delivered %u times, job_max_deliveries %u)",
+               j->d->deliveries - 1, j->d->deliveries, s->max_deliveries);
+      st_warn("job %s", why);
+      reject(j, "poison", why);
+      goto settle;
+    }
+    st__cancel_register(s, j);
     if (env.not_before > wall_ms() + 5) {
       j->outcome = ST_JOB_SUCCEEDED; /* not a failure: deferred without a new attempt */
       j->action = ST_ACTION_RETRY;
@@ -176,14 +212,17 @@ static void process(st__job_t *j) {
     if (j->action == ST_ACTION_RETRY)
       schedule(j, &env, 1);
   }
+settle:
   switch (j->action) {
   case ST_ACTION_ACK:
-    record(j, j->outcome == ST_JOB_SUCCEEDED ? ST_STATE_SUCCEEDED : ST_STATE_CANCELLED, &err,
+    if (j->skipped)
+      break;
+    (void)record(j, j->outcome == ST_JOB_SUCCEEDED ? ST_STATE_SUCCEEDED : ST_STATE_CANCELLED, &err,
            &failed);
     break;
-  case ST_ACTION_RETRY: record(j, ST_STATE_RETRY_SCHEDULED, &err, &failed); break;
-  case ST_ACTION_DEAD_LETTER: record(j, ST_STATE_DEAD_LETTERED, &err, &failed); break;
-  case ST_ACTION_RELEASE: record(j, ST_STATE_RELEASED, &err, NULL); break;
+  case ST_ACTION_RETRY: (void)record(j, ST_STATE_RETRY_SCHEDULED, &err, &failed); break;
+  case ST_ACTION_DEAD_LETTER: (void)record(j, ST_STATE_DEAD_LETTERED, &err, &failed); break;
+  case ST_ACTION_RELEASE: (void)record(j, ST_STATE_RELEASED, &err, NULL); break;
   }
   if (failed)
     j->action = ST_ACTION_RELEASE;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "envelope.h"
 #include "stella/log.h"
@@ -65,6 +66,12 @@ int st_redis_url_parse(const char *url, char **host, int *port, int *db, st_erro
 }
 
 /* ---- connections --------------------------------------------------------- */
+
+uint64_t st__now_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void set_ready(st_transport_t *t) {
   int ready = t->cmd.up && t->blk.up && !t->groups_missing && !t->stopped;
@@ -149,6 +156,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 
   c->ac = NULL;
   c->up = 0;
+  c->probe_out = 0;
   if (c->blocking) {
     t->reading = t->claiming = 0;
     for (int i = 0; i < t->ntypes; i++)
@@ -240,7 +248,9 @@ static int type_of_stream(st_transport_t *t, const char *s, size_t n) {
   return -1;
 }
 
-static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries) {
+/* counts (XAUTOCLAIM through claim_lua only): the delivery count of each entry. */
+static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries,
+                            const redisReply *counts) {
   for (size_t j = 0; j < entries->elements; j++) {
     const redisReply *e = entries->element[j];
     st_delivery_t *d;
@@ -263,6 +273,11 @@ static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries
     }
     h->next = t->held;
     t->held = h;
+    d->deliveries = 1;
+    if (counts && j < counts->elements && counts->element[j]->type == REDIS_REPLY_INTEGER &&
+        counts->element[j]->integer > 0)
+      d->deliveries = (unsigned)(counts->element[j]->integer > 1000000
+                                     ? 1000000 : counts->element[j]->integer);
     t->cbs.on_delivery(t->cbs.ud, d);
   }
 }
@@ -292,7 +307,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv) {
           s->element[0]->type != REDIS_REPLY_STRING || s->element[1]->type != REDIS_REPLY_ARRAY)
         continue;
       if ((ti = type_of_stream(t, s->element[0]->str, s->element[0]->len)) >= 0)
-        deliver_entries(t, ti, s->element[1]);
+        deliver_entries(t, ti, s->element[1], NULL);
     }
   }
   read_next(t);
@@ -356,6 +371,7 @@ static void read_next(st_transport_t *t) {
   for (int k = 0; k < n; k++)
     t->types[pick[k]].reserved += count;
   t->reading = 1;
+  t->blk.probe_ms = st__now_mono_ms();
   if (redisAsyncCommandArgv(t->blk.ac, read_cb, t, argc, argv, NULL) != REDIS_OK) {
     t->reading = 0;
     for (int k = 0; k < n; k++)
@@ -371,6 +387,17 @@ typedef struct {
   unsigned count;
 } claim_t;
 
+/* XAUTOCLAIM plus each claimed entry's delivery count (XPENDING), for the crash-loop
+ * guard: {cursor, entries, counts}. */
+static const char claim_lua[] =
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], "
+    "'COUNT', ARGV[5]) "
+    "local counts = {} "
+    "for i, e in ipairs(r[2]) do "
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1) "
+    "counts[i] = (p[1] and p[1][4]) or 1 end "
+    "return {r[1], r[2], counts}";
+
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv) {
   claim_t *c = priv;
@@ -383,15 +410,16 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv) {
   t->claiming = 0;
   if (!reply)
     return;
-  if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
       reply->element[0]->type == REDIS_REPLY_STRING &&
-      reply->element[1]->type == REDIS_REPLY_ARRAY) {
+      reply->element[1]->type == REDIS_REPLY_ARRAY &&
+      reply->element[2]->type == REDIS_REPLY_ARRAY) {
     snprintf(t->types[ti].cursor, sizeof(t->types[ti].cursor), "%.*s",
              (int)reply->element[0]->len, reply->element[0]->str);
     if (reply->element[1]->elements)
       st_info("redis: reclaimed %zu entries idle past the lease from %s",
               reply->element[1]->elements, t->types[ti].stream);
-    deliver_entries(t, ti, reply->element[1]);
+    deliver_entries(t, ti, reply->element[1], reply->element[2]);
   } else if (reply->type == REDIS_REPLY_ERROR) {
     st_error("redis: XAUTOCLAIM on %s failed: %s", t->types[ti].stream, reply->str);
   }
@@ -421,9 +449,10 @@ static int claim_next(st_transport_t *t, int from) {
     snprintf(count, sizeof(count), "%u", f);
     t->types[i].reserved += f;
     t->claiming = 1;
-    if (redisAsyncCommand(t->blk.ac, claim_cb, c, "XAUTOCLAIM %s " ST_GROUP " %s %s %s COUNT %s",
-                          t->types[i].stream, t->consumer, idle, t->types[i].cursor,
-                          count) != REDIS_OK) {
+    t->blk.probe_ms = st__now_mono_ms();
+    if (redisAsyncCommand(t->blk.ac, claim_cb, c, "EVAL %s 1 %s " ST_GROUP " %s %s %s %s",
+                          claim_lua, t->types[i].stream, t->consumer, idle,
+                          t->types[i].cursor, count) != REDIS_OK) {
       t->types[i].reserved -= f;
       t->claiming = 0;
       st_free(c);

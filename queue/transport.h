@@ -11,7 +11,8 @@
  * worker slots the callbacks report (COUNT applies per stream, so the sum over the streams
  * read is kept within the pool's free slots); every lease/2, between two reads on the
  * same connection, XAUTOCLAIM (Redis 7 reply shape) takes entries idle past the lease
- * from dead consumers, same bound.
+ * from dead consumers, same bound; a Lua script adds each reclaimed entry's delivery count
+ * (XPENDING) so the supervisor can dead-letter one that keeps crashing its consumers.
  *
  * Settling (all idempotent Lua scripts, so a resend after a lost reply is harmless; each
  * does its side effect only if its XACK removed the entry from the pending list):
@@ -52,6 +53,7 @@ typedef struct st_delivery_s {
   char *entry_id;
   char *data;       /* field "e" (the envelope); NULL if the entry has none */
   size_t len;
+  unsigned deliveries; /* times delivered, this one included (XPENDING; 1 for new entries) */
 } st_delivery_t;
 
 void st_delivery_free(st_delivery_t *d);

@@ -17,6 +17,11 @@ typedef struct st__conn_s {
   int up;           /* connected and set up */
   int blocking;     /* the XREADGROUP connection */
   int closed;       /* timer handle closed */
+  /* watchdog: hiredis 0.14's libuv adapter drops poll errors, so a connection the server
+   * reset can look alive forever. cmd: a PING outstanding since probe_ms; blk: the read or
+   * claim outstanding since probe_ms. Past its bound the context is freed (reconnect). */
+  int probe_out;
+  uint64_t probe_ms;
 } st__conn_t;
 
 /* An entry delivered to the supervisor and not yet settled or released. */
@@ -73,11 +78,12 @@ struct st_transport_s {
 void st__ops_flush(st_transport_t *t);
 void st__ops_free_all(st_transport_t *t);
 void st__mover_tick(uv_timer_t *h);
-void st__stats_tick(uv_timer_t *h);
+void st__stats_tick(uv_timer_t *h); /* also the connections' watchdog */
 /* Whether stream/entry_id is held or has a settle queued; st__unhold forgets a held one. */
 int st__is_held(st_transport_t *t, const char *stream, const char *entry_id, size_t id_len);
 void st__unhold(st_transport_t *t, const char *stream, const char *entry_id);
 /* transport.c */
+uint64_t st__now_mono_ms(void);
 st_delivery_t *st__delivery_from(st_transport_t *t, int ti, const redisReply *entry);
 
 #endif

@@ -1,9 +1,10 @@
 /* transport_ops.c: settle operations (ack, retry, dead-letter) as idempotent Lua
  * scripts queued until Redis confirms them, the delayed-retry mover, lease touches and
- * the queue statistics timer. Loop thread only. */
+ * the queue statistics timer, which is also the connections' watchdog. Loop thread only. */
 #include "transport_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -269,8 +270,39 @@ static void groups_cb(redisAsyncContext *ac, void *r, void *priv) {
   }
 }
 
+#define STALL_MS 5000
+
+static void pong_cb(redisAsyncContext *ac, void *r, void *priv) {
+  st__conn_t *c = priv;
+  if (r)
+    c->probe_out = 0;
+}
+
+/* Free a context that stopped answering; its disconnect callback reconnects. */
+static void stalled(st__conn_t *c, uint64_t ms) {
+  st_warn("redis: %s connection unanswered for %llu ms; reconnecting",
+          c->blocking ? "claim" : "command", (unsigned long long)ms);
+  redisAsyncFree(c->ac);
+}
+
+static void watchdog(st_transport_t *t) {
+  uint64_t now = st__now_mono_ms(), block = strtoull(t->block_ms, NULL, 10);
+  if (t->closing)
+    return;
+  if (t->cmd.up && t->cmd.probe_out && now - t->cmd.probe_ms > STALL_MS) {
+    stalled(&t->cmd, now - t->cmd.probe_ms);
+  } else if (t->cmd.up && !t->cmd.probe_out &&
+             redisAsyncCommand(t->cmd.ac, pong_cb, &t->cmd, "PING") == REDIS_OK) {
+    t->cmd.probe_out = 1;
+    t->cmd.probe_ms = now;
+  }
+  if (t->blk.up && (t->reading || t->claiming) && now - t->blk.probe_ms > block + STALL_MS)
+    stalled(&t->blk, now - t->blk.probe_ms);
+}
+
 void st__stats_tick(uv_timer_t *h) {
   st_transport_t *t = h->data;
+  watchdog(t);
   if (!t->cmd.up || t->closing || t->groups_missing)
     return;
   for (int i = 0; i < t->ntypes; i++) {

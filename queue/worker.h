@@ -22,13 +22,15 @@
 #include <stdatomic.h>
 
 #include "envelope.h"
+#include "stella/db.h"
+#include "stella/config.h"
 #include "stella/err.h"
 
 typedef enum st_cancel_reason {
   ST_CANCEL_NONE = 0,
   ST_CANCEL_TIMEOUT,  /* job_timeout_ms passed */
   ST_CANCEL_SHUTDOWN, /* drain timeout passed during SIGTERM: the job is released */
-  ST_CANCEL_USER,     /* cancelled by request (job state, later phase) */
+  ST_CANCEL_USER,     /* `stella job cancel` (cancel_requested_at in Postgres) */
 } st_cancel_reason;
 
 /* One job as a worker sees it. All pointers are owned by the supervisor. */
@@ -44,10 +46,16 @@ struct st_job_ctx_s {
    * st_job_cancelled() between steps and return ST_ECANCELED soon after. */
   atomic_int cancel;
   /* Report progress in [0, 1] with an optional note; also a heartbeat. Any time during run,
-   * from the running thread. The note is copied. */
+   * from the running thread. The note is copied. Recorded at most once a second per job
+   * (counted from the start); reports in between are dropped. */
   void (*progress)(st_job_ctx_t *ctx, double fraction, const char *note);
   void *priv; /* the supervisor's */
-  /* The Postgres pool, object store and signer join here with their modules. */
+  /* The process's Postgres pool (borrowed; NULL when pg_url is unset). Use it only through
+   * st_db_tenant_tx with the job's tenant. The object store and signer join here later. */
+  st_db_pool_t *db;
+  /* The process's configuration (read-only, borrowed): workers open what it names
+   * (signing_key, the object store, tsa_url). */
+  const st_config_t *cfg;
 };
 
 static inline int st_job_cancelled(st_job_ctx_t *ctx) {

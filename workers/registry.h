@@ -8,6 +8,7 @@
 
 extern const st_worker_t st_worker_probe;
 extern const st_worker_t st_worker_snapshot;
+extern const st_worker_t st_worker_export_json;
 
 /* NULL-terminated list of all workers. */
 const st_worker_t *const *st_workers_all(void);

@@ -29,9 +29,43 @@ static int generic_check(const json_t *metadata, st_error_t *err) {
   return 0;
 }
 
+/* export (workers/export_json): when the adapter's fields are present they must be
+ * well-formed: export_kind a known profile kind, plan_digest 64 lower-hex, counts an
+ * object of non-negative integers, format "ndjson", compression none|gzip|zstd. Bundles
+ * of kind export without them (hand-made ones) keep the generic rule only. */
+static int export_check(const json_t *metadata, st_error_t *err) {
+  static const char *const kinds_ok[] = {"json:raw", "json:policy", "mirror:full",
+                                         "mirror:delta", "trivy:db", "trivy:java-db", NULL};
+  const json_t *v, *counts = json_object_get(metadata, "counts");
+  const char *s, *key;
+  int rc = generic_check(metadata, err), ok = 0;
+
+  if (rc || !(v = json_object_get(metadata, "export_kind")))
+    return rc;
+  for (const char *const *k = kinds_ok; (s = json_string_value(v)) && *k; k++)
+    ok |= !strcmp(s, *k);
+  if (!ok)
+    return st_fail(err, ST_EVERIFY, "metadata export_kind: not a known export kind");
+  s = json_string_value(json_object_get(metadata, "plan_digest"));
+  if (!s || strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64)
+    return st_fail(err, ST_EVERIFY, "metadata plan_digest: want 64 lower-case hex digits");
+  s = json_string_value(json_object_get(metadata, "format"));
+  if (!s || strcmp(s, "ndjson"))
+    return st_fail(err, ST_EVERIFY, "metadata format: want \"ndjson\"");
+  s = json_string_value(json_object_get(metadata, "compression"));
+  if (!s || (strcmp(s, "none") && strcmp(s, "gzip") && strcmp(s, "zstd")))
+    return st_fail(err, ST_EVERIFY, "metadata compression: want none, gzip or zstd");
+  if (!json_is_object(counts))
+    return st_fail(err, ST_EVERIFY, "metadata counts: want an object");
+  json_object_foreach((json_t *)counts, key, v) if (!json_is_integer(v) ||
+                                                   json_integer_value(v) < 0)
+      return st_fail(err, ST_EVERIFY, "metadata counts.%.64s: want a non-negative integer", key);
+  return 0;
+}
+
 static const kind_t kinds[] = {
     {"attestation", generic_check}, {"bootstrap", generic_check}, {"devportal", generic_check},
-    {"evidence", generic_check},    {"export", generic_check},    {"generic", generic_check},
+    {"evidence", generic_check},    {"export", export_check},    {"generic", generic_check},
     {"mirror", generic_check},      {"risk", generic_check},
 };
 

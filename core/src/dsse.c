@@ -82,8 +82,8 @@ static int check_sig(json_t *sobj, size_t i, const st_buf_t *pae,
                      const st_pubkey_t *const *trusted, size_t ntrusted, size_t *which,
                      size_t *tried, st_error_t *err) {
   st_buf_t sig;
-  const char *keyid = "", *b64;
-  size_t keyid_len = 0, b64_len, j;
+  const char *keyid = "", *b64 = NULL;
+  size_t keyid_len = 0, b64_len = 0, j;
   char where[48];
   int rc;
 
@@ -131,8 +131,8 @@ int st_dsse_verify(const char *json, size_t len, const st_pubkey_t *const *trust
   st_buf_t body = ST_BUF_INIT, pae = ST_BUF_INIT;
   json_t *root = NULL, *sigs;
   json_error_t jerr;
-  const char *type, *b64;
-  size_t type_len, b64_len, i, which = 0, tried = 0;
+  const char *type = NULL, *b64 = NULL;
+  size_t type_len = 0, b64_len = 0, i, which = 0, tried = 0;
   int rc = 0;
 
   if (payload_type)

@@ -4,8 +4,11 @@
 # at once, a slow-loris client dropped by the idle timeout while another client is
 # served, 304 on If-None-Match); openssl makes the ES256 keys; `npx @redocly/cli lint`
 # checks the spec; api_contract.mjs validates real responses against it and proves JWT
-# interop with node's crypto.
+# interop with node's crypto. With the test services' STELLA_PG_URL and STELLA_REDIS_URL
+# set, stellad gets pg_url (migrated first) and the contract covers POST /jobs and GET /audit.
 set -euo pipefail
+# this test's own key and port, not a developer's (ops/services.sh env exports a secret)
+unset STELLA_JWT_HS256_SECRET STELLA_API_LISTEN
 BIN=${STELLA_BIN_DIR:?}/bin
 SRC=${STELLA_SOURCE_DIR:?}
 E2E=$SRC/tests/e2e
@@ -48,6 +51,13 @@ api_connection_timeout_s = 2
 api_rate_per_s = 1
 api_rate_burst = 20
 CONF
+WITH_PG=
+if [ -n "${STELLA_PG_URL:-}" ] && [ -n "${STELLA_REDIS_URL:-}" ] && [ -n "${STELLA_PG_ADMIN_URL:-}" ]; then
+  "$BIN/stella" migrate --dir "$SRC/schemas/postgres" >/dev/null || fail "migrate"
+  printf 'pg_url = %s\nredis_url = %s/12\n' "$STELLA_PG_URL" "$STELLA_REDIS_URL" >>"$TMP/stella.conf"
+  unset STELLA_PG_URL STELLA_REDIS_URL
+  WITH_PG=pg
+fi
 export STELLA_CONFIG=$TMP/stella.conf
 "$BIN/stellad" --roles api 2>"$TMP/stellad.log" &
 PID=$!
@@ -96,7 +106,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$URL/.w
 [ "$code" = 304 ] || fail "If-None-Match: $code"
 
 echo "== contract and JWT interop (node)"
-node api_contract.mjs "$URL" "$TMP/spec.json" "$TMP/es.key" "$TMP/es.pub" "$SECRET" "$TOKEN" ||
+node api_contract.mjs "$URL" "$TMP/spec.json" "$TMP/es.key" "$TMP/es.pub" "$SECRET" "$TOKEN" $WITH_PG ||
   fail "contract"
 
 grep -q '"trace_id"' "$TMP/stellad.log" || fail "no trace ids in the access log"

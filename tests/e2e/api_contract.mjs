@@ -5,13 +5,15 @@
 // documented headers with schemas must be present and valid. JWTs are minted here with
 // node's own crypto (ES256 as JOSE r||s, HS256), independently of stella's code, and
 // stella-minted ES256 tokens are verified here.
-// usage: node api_contract.mjs BASE_URL SPEC_JSON ES256_PRIV_PEM ES256_PUB_PEM HS_SECRET STELLA_TOKEN
+// With a seventh argument `pg` (stellad has pg_url and redis_url) POST /jobs and GET /audit
+// are checked too: submit, idempotent replay, 422, 400, 403, audit pages and cursor misuse.
+// usage: node api_contract.mjs BASE_URL SPEC_JSON ES256_PRIV_PEM ES256_PUB_PEM HS_SECRET STELLA_TOKEN [pg]
 import { readFileSync } from 'node:fs';
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-const [base, specPath, privPath, pubPath, secret, stellaToken] = process.argv.slice(2);
+const [base, specPath, privPath, pubPath, secret, stellaToken, withPg] = process.argv.slice(2);
 const spec = JSON.parse(readFileSync(specPath, 'utf8'));
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
@@ -35,18 +37,29 @@ function fail(msg) {
   console.error(`FAIL ${msg}`);
 }
 
+// The operation of a concrete path: an exact match, else a template whose `{param}`
+// segments match one segment each (the one with the most literal segments wins).
 function operation(path, method) {
-  const item = spec.paths[path];
+  let item = spec.paths[path];
+  if (!item) {
+    let best = -1;
+    for (const [tpl, it] of Object.entries(spec.paths)) {
+      const t = tpl.split('/'), p = path.split('/');
+      if (t.length !== p.length || !t.every((s, i) => s.startsWith('{') || s === p[i])) continue;
+      const literals = t.filter((s) => !s.startsWith('{')).length;
+      if (literals > best && it[method.toLowerCase()]) { best = literals; item = it; }
+    }
+  }
   return item && item[method.toLowerCase()];
 }
 
 // Validate one real response against the operation's documented response.
-async function check(label, method, path, headers, wantStatus) {
-  const res = await fetch(base + path, { method, headers });
+async function check(label, method, path, headers, wantStatus, reqBody) {
+  const res = await fetch(base + path, { method, headers, body: reqBody });
   const text = await res.text();
   checked++;
   if (res.status !== wantStatus) return fail(`${label}: status ${res.status}, want ${wantStatus}: ${text}`);
-  const op = operation(path, method);
+  const op = operation(path.split('?')[0], method);
   if (!op) return fail(`${label}: ${method} ${path} is not in the spec`);
   const doc = op.responses[String(res.status)];
   if (!doc) return fail(`${label}: status ${res.status} is not documented for ${method} ${path}`);
@@ -120,6 +133,66 @@ await check('alg confusion', 'GET', '/whoami',
   if (!limited) fail('quota: no 429 after 40 requests');
   else await check('rate limited', 'GET', '/whoami', bearer(t), 429);
   await check('other tenant unaffected', 'GET', '/whoami', bearer(jwt('HS256', claims, secret)), 200);
+}
+
+if (withPg === 'pg') {
+  const t = jwt('HS256', { ...claims, tenant: 'contract-pg', scope: 'export:operator audit:read' }, secret);
+  const json = { 'Content-Type': 'application/json' };
+  const key = `contract-${Date.now()}`;
+  const job = JSON.stringify({ type: 'probe', payload: { sleep_ms: 1 } });
+  const first = await check('submit job', 'POST', '/jobs', { ...bearer(t), ...json, 'Idempotency-Key': key }, 202, job);
+  const again = await check('replay job', 'POST', '/jobs', { ...bearer(t), ...json, 'Idempotency-Key': key }, 202, job);
+  if (first && again && (again.text !== first.text || again.res.headers.get('idempotent-replayed') !== 'true'))
+    fail('replay: not the first reply');
+  await check('reused key', 'POST', '/jobs', { ...bearer(t), ...json, 'Idempotency-Key': key }, 422,
+    JSON.stringify({ type: 'probe' }));
+  await check('malformed json', 'POST', '/jobs', { ...bearer(t), ...json }, 400, '{"type":');
+  await check('unknown job type', 'POST', '/jobs', { ...bearer(t), ...json }, 422, '{"type":"nope"}');
+  await check('submit wrong scope', 'POST', '/jobs', { ...bearer(jwt('HS256', { ...claims, tenant: 'contract-pg' }, secret)), ...json }, 403, job);
+  const page = await check('audit page', 'GET', '/audit?action=job.submit&limit=1', bearer(t), 200);
+  if (page && page.body.items.length !== 1) fail('audit: no job.submit row');
+  if (page && page.body.next_cursor) {
+    await check('audit cursor, other filter', 'GET', `/audit?limit=1&cursor=${page.body.next_cursor}`, bearer(t), 400);
+  }
+  await check('audit bad time', 'GET', '/audit?since=yesterday', bearer(t), 400);
+  await check('audit wrong scope', 'GET', '/audit', bearer(jwt('HS256', { ...claims, tenant: 'contract-pg', scope: 'export:operator' }, secret)), 403);
+
+  // Export Center (the api role alone: runs that plan are queued, none runs here; the
+  // tenant has no ledger, so a run's scope is empty)
+  // (two tenants of their own: the rate limit's burst is 20 requests)
+  const op = bearer(jwt('HS256', { ...claims, tenant: 'contract-export', scope: 'export:viewer export:operator' }, secret));
+  const ro = bearer(jwt('HS256', { ...claims, tenant: 'contract-export', scope: 'export:viewer' }, secret));
+  const op2 = bearer(jwt('HS256', { ...claims, tenant: 'contract-export2', scope: 'export:viewer export:operator' }, secret));
+  const name = `contract-${Date.now()}`;
+  const prof = JSON.stringify({ name, kind: 'json:raw', filters: { ids: ['NOPE-1'] } });
+  await check('export profile create', 'POST', '/exports/profiles', { ...op, ...json }, 201, prof);
+  await check('export profile again', 'POST', '/exports/profiles', { ...op, ...json }, 409, prof);
+  const bad = await check('export profile bad filter', 'POST', '/exports/profiles', { ...op, ...json }, 422,
+    JSON.stringify({ name: 'bad', kind: 'json:raw', filters: { colour: 1 } }));
+  if (bad && !String(bad.body.detail).includes('filters.colour')) fail('export: the 422 does not name the field');
+  await check('export profile viewer', 'POST', '/exports/profiles', { ...ro, ...json }, 403, prof);
+  await check('export profiles', 'GET', '/exports/profiles', ro, 200);
+  await check('export profile get', 'GET', `/exports/profiles/${name}`, ro, 200);
+  await check('export profile put', 'PUT', `/exports/profiles/${name}`, { ...op, ...json }, 200,
+    JSON.stringify({ kind: 'json:raw', filters: { ids: ['NOPE-2'] } }));
+  await check('export profile put renamed', 'PUT', `/exports/profiles/${name}`, { ...op, ...json }, 422,
+    JSON.stringify({ name: 'other', kind: 'json:raw' }));
+  await check('export run empty scope', 'POST', '/exports/runs', { ...op, ...json }, 422, JSON.stringify({ profile: name }));
+  await check('export run unknown profile', 'POST', '/exports/runs', { ...op, ...json }, 404, JSON.stringify({ profile: 'nope' }));
+  await check('export run extra field', 'POST', '/exports/runs', { ...op, ...json }, 422, JSON.stringify({ profile: name, x: 1 }));
+  await check('export runs', 'GET', '/exports/runs?limit=5', ro, 200);
+  await check('export runs bad limit', 'GET', '/exports/runs?limit=0', ro, 400);
+  await check('export profile delete', 'DELETE', `/exports/profiles/${name}`, op, 204);
+  await check('export profile gone', 'GET', `/exports/profiles/${name}`, ro, 404);
+  const missing = '00000000-0000-4000-8000-000000000000';
+  await check('export run missing', 'GET', `/exports/runs/${missing}`, op2, 404);
+  await check('export run not a uuid', 'GET', '/exports/runs/x%27%3B', op2, 404);
+  await check('export cancel missing', 'POST', `/exports/runs/${missing}/cancel`, op2, 404);
+  await check('export download missing', 'GET', `/exports/runs/${missing}/download`, op2, 404);
+  await check('export events missing', 'GET', `/exports/runs/${missing}/events`, op2, 404);
+  await check('export events bad id', 'GET', `/exports/runs/${missing}/events`, { ...op2, 'Last-Event-ID': 'x' }, 400);
+  await check('export attestation missing', 'GET', `/exports/${missing}/attestation`, op2, 404);
+  await check('export verify missing', 'POST', `/exports/${missing}/verify`, op2, 404);
 }
 
 console.log(`contract: ${checked} responses checked, ${failures} failures`);

@@ -92,7 +92,10 @@ async function main() {
   const app = new S3rver({ silent: true, directory: dir, configureBuckets: [{ name: 'stella' }],
     address: '127.0.0.1', port: 0 });
   const inner = await app.run();
-  const log = fs.createWriteStream(logFile, { flags: 'a' });
+  // Synchronous appends: a test reads the log right after our reply, so each line must be
+  // on disk before the response is sent (a write stream may lag behind under load).
+  const logFd = fs.openSync(logFile, 'a');
+  const log = { write: (line) => fs.writeSync(logFd, line) };
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://local');

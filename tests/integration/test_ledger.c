@@ -298,8 +298,8 @@ static void cross_tenant_and_runs(void **state) {
 
   st_export_profile_init(&p);
   assert_int_equal(st_export_profile_from_json(j, &p, &err), 0);
-  assert_int_equal(st_export_profile_create(pool, ta, &p, &err), 0);
-  assert_int_equal(st_export_profile_create(pool, ta, &p, &err), ST_EEXIST);
+  assert_int_equal(st_export_profile_create(pool, ta, &p, NULL, &err), 0);
+  assert_int_equal(st_export_profile_create(pool, ta, &p, NULL, &err), ST_EEXIST);
   assert_int_equal(st_export_plan_build(pool, ta, &p, &pl, &err), ST_EPERM);
   r = PQexecParams(a, "SELECT count(*) FROM audit_log WHERE tenant_id = $2 AND outcome = "
                       "'denied' AND detail->>'source_tenant' = $1", 2, NULL, pa, NULL, NULL, 0);
@@ -338,7 +338,7 @@ static void cross_tenant_and_runs(void **state) {
   assert_int_equal(st_export_profile_from_json(j, &p, &err), 0);
   assert_int_equal(st_export_plan_build(pool, ta, &p, &pl2, &err), 0);
   assert_int_equal(st_export_plan_record(pool, ta, run, &pl2, &err), ST_ECONFLICT);
-  assert_int_equal(st_export_profile_delete(pool, ta, "xt", &err), ST_ECONFLICT);
+  assert_int_equal(st_export_profile_delete(pool, ta, "xt", NULL, &err), ST_ECONFLICT);
   st_export_plan_release(&pl);
   st_export_plan_release(&pl2);
   st_export_profile_release(&p);

@@ -10,211 +10,18 @@
  * max attempts ends in the DLQ; a Redis restart mid-run loses and doubles nothing;
  * SIGTERM drains in-flight jobs, or releases them (left pending) past the drain timeout;
  * a job past job_timeout_ms is cancelled and classified as a timeout; heartbeats keep a
- * long job leased; one worker thread claims one entry at a time (backpressure).
+ * long job leased; one worker thread claims one entry at a time (backpressure); connections
+ * that stop answering are dropped by the watchdog and made again.
  * Waits are polls with generous bounds, never timing assertions. */
-#include "st_test.h"
+#include "st_test_queue.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <jansson.h>
 #include <msgpack.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "envelope.h"
-#include "stella/mem.h"
-#include "transport.h"
 
 #define DB 9
-#define WAIT_MS 60000
 
 static char redis_url[256];
-static char logdir[] = "/tmp/stella-queue-itest-XXXXXX";
-
-/* Every child still running; the teardown kills what a failed test left behind. */
-static pid_t kids[16];
-
-static void track(pid_t pid) {
-  for (int i = 0; i < 16; i++)
-    if (!kids[i]) {
-      kids[i] = pid;
-      return;
-    }
-}
-
-static void untrack(pid_t pid) {
-  for (int i = 0; i < 16; i++)
-    if (kids[i] == pid)
-      kids[i] = 0;
-}
-
-static int teardown(void **state) {
-  for (int i = 0; i < 16; i++)
-    if (kids[i]) {
-      kill(kids[i], SIGKILL);
-      waitpid(kids[i], NULL, 0);
-      kids[i] = 0;
-    }
-  return 0;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static redisContext *rconn(const char *url) {
-  char *host = NULL;
-  int port, db;
-  st_error_t err = ST_ERROR_INIT;
-  redisContext *c;
-  redisReply *r;
-  assert_int_equal(st_redis_url_parse(url, &host, &port, &db, &err), 0);
-  c = redisConnect(host, port);
-  st_free(host);
-  assert_non_null(c);
-  assert_int_equal(c->err, 0);
-  r = redisCommand(c, "SELECT %d", db);
-  freeReplyObject(r);
-  return c;
-}
-
-static long long rint_(redisContext *c, const char *fmt, const char *a) {
-  redisReply *r = redisCommand(c, fmt, a);
-  long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-  freeReplyObject(r);
-  return v;
-}
-
-static pid_t spawn(const char *url, const char *log, const char *const *env) {
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    char bin[1024];
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0)
-      _exit(126);
-    dup2(fd, 2);
-    setenv("STELLA_REDIS_URL", url, 1);
-    setenv("STELLA_OPS_LISTEN", "127.0.0.1:0", 1);
-    setenv("STELLA_JOB_LEASE_MS", "1000", 1);
-    setenv("STELLA_JOB_BACKOFF_BASE_MS", "50", 1);
-    setenv("STELLA_JOB_BACKOFF_CAP_MS", "200", 1);
-    setenv("STELLA_WORKER_THREADS", "2", 1);
-    for (; env && env[0]; env += 2)
-      setenv(env[0], env[1], 1);
-    snprintf(bin, sizeof(bin), "%s/bin/stellad", getenv("STELLA_BIN_DIR"));
-    execl(bin, bin, "--roles", "worker", (char *)NULL);
-    _exit(127);
-  }
-  track(pid);
-  return pid;
-}
-
-/* Wait for exit; the status, or -1 if it did not exit within the bound (then killed). */
-static int reap(pid_t pid) {
-  int st;
-  for (int i = 0; i < WAIT_MS / 50; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid && (untrack(pid), 1))
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    sleep_ms(50);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-  untrack(pid);
-  return -1;
-}
-
-static void stop(pid_t pid) {
-  kill(pid, SIGTERM);
-  assert_int_equal(reap(pid), 0); /* also: LeakSanitizer found nothing */
-}
-
-static void logpath(char *out, size_t n, const char *name) {
-  snprintf(out, n, "%s/%s.log", logdir, name);
-  unlink(out);
-}
-
-/* Lines of the log whose fields match: state (NULL any), job_id (NULL any), and an
- * optional substring of the reason. */
-static int count(const char *log, const char *state, const char *job_id, const char *reason) {
-  FILE *f = fopen(log, "r");
-  char *line = NULL;
-  size_t cap = 0;
-  int n = 0;
-  if (!f)
-    return 0;
-  while (getline(&line, &cap, f) > 0) {
-    json_t *j = json_loads(line, 0, NULL);
-    const char *s = json_string_value(json_object_get(j, "state"));
-    const char *id = json_string_value(json_object_get(j, "job_id"));
-    const char *why = json_string_value(json_object_get(j, "reason"));
-    const char *msg = json_string_value(json_object_get(j, "msg"));
-    if (msg && !strcmp(msg, "job.transition") &&
-        (!state || (s && !strcmp(s, state))) && (!job_id || (id && !strcmp(id, job_id))) &&
-        (!reason || (why && strstr(why, reason))))
-      n++;
-    json_decref(j);
-  }
-  free(line);
-  fclose(f);
-  return n;
-}
-
-static int log_has(const char *log, const char *needle) {
-  FILE *f = fopen(log, "r");
-  char *line = NULL;
-  size_t cap = 0;
-  int found = 0;
-  while (f && !found && getline(&line, &cap, f) > 0)
-    found = strstr(line, needle) != NULL;
-  free(line);
-  if (f)
-    fclose(f);
-  return found;
-}
-
-#define WAIT_UNTIL(cond)                                                                 \
-  do {                                                                                   \
-    int ok_ = 0;                                                                         \
-    for (int i_ = 0; i_ < WAIT_MS / 50 && !(ok_ = (cond)); i_++)                         \
-      sleep_ms(50);                                                                      \
-    if (!ok_) {                                                                          \
-      fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond);   \
-      fail();                                                                            \
-    }                                                                                    \
-  } while (0)
-
-/* Submit a probe job (the orchestrator path: XADD of an envelope); returns the job id. */
-static char *submit(redisContext *c, const char *payload_json) {
-  st_envelope_t e;
-  st_buf_t b = ST_BUF_INIT;
-  st_error_t err = ST_ERROR_INIT;
-  redisReply *r;
-  char *id;
-  st_envelope_init(&e);
-  e.tenant = st_strdup("acme");
-  e.type = st_strdup("probe");
-  e.attempt = 1;
-  e.payload = json_loads(payload_json, 0, NULL);
-  assert_int_equal(st_envelope_new_id(&e, &err), 0);
-  assert_int_equal(st_envelope_encode(&e, 0, &b, &err), 0);
-  r = redisCommand(c, "XADD stella:jobs:probe * e %b", b.data, b.len);
-  assert_int_equal(r->type, REDIS_REPLY_STRING);
-  freeReplyObject(r);
-  id = st_strdup(e.job_id);
-  st_envelope_release(&e);
-  st_buf_release(&b);
-  return id;
-}
 
 static void xadd_raw(redisContext *c, const void *p, size_t n) {
   redisReply *r = redisCommand(c, "XADD stella:jobs:probe * e %b", p, n);
@@ -484,19 +291,6 @@ static void test_backpressure(void **state) {
 
 /* ---- Redis restart, on a private redis-server with AOF ---- */
 
-static int free_port(void) {
-  struct sockaddr_in sa = {0};
-  socklen_t len = sizeof(sa);
-  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  port = ntohs(sa.sin_port);
-  close(fd);
-  return port;
-}
-
 static pid_t redis_start(int port, const char *dir) {
   pid_t pid = fork();
   assert_true(pid >= 0);
@@ -524,6 +318,18 @@ static int redis_ping(int port) {
   return ok;
 }
 
+/* Start a redis-server on port with its data in logdir/name; dir and url are filled. */
+static pid_t private_redis(const char *name, int port, char *dir, size_t dn, char *url,
+                           size_t un) {
+  pid_t pid;
+  snprintf(dir, dn, "%s/%s", logdir, name);
+  mkdir(dir, 0700);
+  snprintf(url, un, "redis://127.0.0.1:%d/0", port);
+  pid = redis_start(port, dir);
+  WAIT_UNTIL(redis_ping(port));
+  return pid;
+}
+
 static void test_redis_restart(void **state) {
   char dir[600], url[64], log[512];
   int port = free_port(), n = 8;
@@ -531,11 +337,7 @@ static void test_redis_restart(void **state) {
   redisContext *c;
   char *ids[8];
 
-  snprintf(dir, sizeof(dir), "%s/redis", logdir);
-  mkdir(dir, 0700);
-  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
-  rpid = redis_start(port, dir);
-  WAIT_UNTIL(redis_ping(port));
+  rpid = private_redis("redis", port, dir, sizeof(dir), url, sizeof(url));
   logpath(log, sizeof(log), "restart");
   pid = spawn(url, log, NULL);
   c = rconn(url);
@@ -566,6 +368,32 @@ static void test_redis_restart(void **state) {
   reap(rpid);
 }
 
+/* Connections that stop answering (here: CLIENT PAUSE; in the wild: a reset the libuv
+ * adapter swallows) are dropped by the watchdog and made again; work then goes on. On a
+ * private redis-server: a pause is server-wide and must not stall tests running beside. */
+static void test_unanswered_reconnect(void **state) {
+  char dir[600], url[64], log[512];
+  pid_t rpid, pid;
+  redisContext *c;
+  char *id;
+
+  rpid = private_redis("redis-pause", free_port(), dir, sizeof(dir), url, sizeof(url));
+  logpath(log, sizeof(log), "watchdog");
+  pid = spawn(url, log, NULL);
+  WAIT_UNTIL(log_has(log, "claim connection up"));
+  c = rconn(url);
+  freeReplyObject(redisCommand(c, "CLIENT PAUSE 7000 ALL"));
+  WAIT_UNTIL(log_has(log, "command connection unanswered for"));
+  WAIT_UNTIL(log_has(log, "claim connection unanswered for"));
+  id = submit(c, "{}"); /* answered once the pause ends */
+  WAIT_UNTIL(count(log, "succeeded", id, NULL) == 1);
+  stop(pid);
+  freeReplyObject(redisCommand(c, "SHUTDOWN"));
+  redisFree(c);
+  reap(rpid);
+  st_free(id);
+}
+
 int main(void) {
   const char *base = st_test_env("STELLA_REDIS_URL");
   const struct CMUnitTest tests[] = {
@@ -578,6 +406,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_lease_heartbeat, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
       cmocka_unit_test_teardown(test_redis_restart, teardown),
+      cmocka_unit_test_teardown(test_unanswered_reconnect, teardown),
   };
   int rc;
   snprintf(redis_url, sizeof(redis_url), "%s/%d", base, DB);

@@ -35,11 +35,12 @@ static size_t sink_max_seen;
 /* ---- in-memory store: the test double behind the audit/idempotency seam ---- */
 
 typedef struct idem_s {
-  char tenant[65], key[256];
+  char tenant[65], key[256], route[64];
   st_api_idem_state state;
   unsigned char hash[32];
   unsigned status;
   char *ctype, *body;
+  json_t *headers;
   size_t len;
   struct idem_s *next;
 } idem_t;
@@ -48,35 +49,38 @@ static struct {
   pthread_mutex_t lock;
   idem_t *idem;
   int audits;
-  char last_action[64], last_actor[64], last_tenant[65], last_req[129];
-} mem = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, "", "", "", ""};
+  char last_action[64], last_actor[64], last_tenant[65], last_req[129], last_outcome[16];
+} mem = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, "", "", "", "", ""};
 
-static idem_t *idem_find(const char *tenant, const char *key) {
+static idem_t *idem_find(const char *tenant, const char *key, const char *route) {
   for (idem_t *e = mem.idem; e; e = e->next)
-    if (strcmp(e->tenant, tenant) == 0 && strcmp(e->key, key) == 0)
+    if (strcmp(e->tenant, tenant) == 0 && strcmp(e->key, key) == 0 &&
+        strcmp(e->route, route) == 0)
       return e;
   return NULL;
 }
 
-static int m_audit(void *self, void *tx, const st_api_audit_t *a, st_error_t *err) {
+static int m_audit(void *self, PGconn *tx, const st_api_audit_t *a, st_error_t *err) {
   pthread_mutex_lock(&mem.lock);
   mem.audits++;
   snprintf(mem.last_action, sizeof(mem.last_action), "%s", a->action);
   snprintf(mem.last_actor, sizeof(mem.last_actor), "%s", a->actor);
   snprintf(mem.last_tenant, sizeof(mem.last_tenant), "%s", a->tenant);
   snprintf(mem.last_req, sizeof(mem.last_req), "%s", a->request_id);
+  snprintf(mem.last_outcome, sizeof(mem.last_outcome), "%s", a->outcome);
   pthread_mutex_unlock(&mem.lock);
   return 0;
 }
 
-static int m_begin(void *self, const char *tenant, const char *key, const unsigned char h[32],
+static int m_begin(void *self, const st_api_idem_key_t *k, const unsigned char h[32],
                    st_api_idem_record_t *rec, st_error_t *err) {
   idem_t *e;
   pthread_mutex_lock(&mem.lock);
-  if (!(e = idem_find(tenant, key))) {
+  if (!(e = idem_find(k->tenant, k->key, k->route))) {
     e = st_calloc(1, sizeof(*e));
-    snprintf(e->tenant, sizeof(e->tenant), "%s", tenant);
-    snprintf(e->key, sizeof(e->key), "%s", key);
+    snprintf(e->tenant, sizeof(e->tenant), "%s", k->tenant);
+    snprintf(e->key, sizeof(e->key), "%s", k->key);
+    snprintf(e->route, sizeof(e->route), "%s", k->route);
     memcpy(e->hash, h, 32);
     e->state = ST_API_IDEM_IN_FLIGHT;
     e->next = mem.idem;
@@ -86,35 +90,38 @@ static int m_begin(void *self, const char *tenant, const char *key, const unsign
     rec->state = e->state;
     memcpy(rec->request_hash, e->hash, 32);
     if (e->state == ST_API_IDEM_DONE) {
-      rec->status = e->status;
-      rec->content_type = st_strdup(e->ctype);
-      rec->body = st_strndup(e->body, e->len);
-      rec->body_len = e->len;
+      rec->reply.status = e->status;
+      rec->reply.content_type = st_strdup(e->ctype);
+      rec->reply.body = st_strndup(e->body, e->len);
+      rec->reply.body_len = e->len;
+      rec->reply.headers = json_deep_copy(e->headers);
     }
   }
   pthread_mutex_unlock(&mem.lock);
   return 0;
 }
 
-static int m_finish(void *self, const char *tenant, const char *key, unsigned status,
-                    const char *ctype, const void *body, size_t len, st_error_t *err) {
+static int m_finish(void *self, const st_api_idem_key_t *k, const st_api_idem_reply_t *r,
+                    st_error_t *err) {
   idem_t *e;
   pthread_mutex_lock(&mem.lock);
-  e = idem_find(tenant, key);
+  e = idem_find(k->tenant, k->key, k->route);
   assert_non_null(e);
   e->state = ST_API_IDEM_DONE;
-  e->status = status;
-  e->ctype = st_strdup(ctype);
-  e->body = st_strndup(body, len);
-  e->len = len;
+  e->status = r->status;
+  e->ctype = st_strdup(r->content_type);
+  e->body = st_strndup(r->body, r->body_len);
+  e->len = r->body_len;
+  e->headers = json_deep_copy(r->headers);
   pthread_mutex_unlock(&mem.lock);
   return 0;
 }
 
-static int m_abort(void *self, const char *tenant, const char *key, st_error_t *err) {
+static int m_abort(void *self, const st_api_idem_key_t *k, st_error_t *err) {
   pthread_mutex_lock(&mem.lock);
   for (idem_t **pp = &mem.idem; *pp; pp = &(*pp)->next)
-    if (strcmp((*pp)->tenant, tenant) == 0 && strcmp((*pp)->key, key) == 0) {
+    if (strcmp((*pp)->tenant, k->tenant) == 0 && strcmp((*pp)->key, k->key) == 0 &&
+        strcmp((*pp)->route, k->route) == 0) {
       idem_t *e = *pp;
       *pp = e->next;
       st_free(e);
@@ -129,6 +136,7 @@ static void mem_release(void) {
     n = e->next;
     st_free(e->ctype);
     st_free(e->body);
+    json_decref(e->headers);
     st_free(e);
   }
   mem.idem = NULL;
@@ -151,7 +159,9 @@ static int items_create(st_api_req_t *req, void *arg) {
   if ((rc = st_api_audit(req, NULL, "item.create", res, "ok")))
     return rc;
   out = json_pack("{s:s, s:s}", "name", name, "tenant", st_api_req_auth(req)->tenant);
-  rc = st_api_reply_json(req, 201, out);
+  rc = st_api_add_header(req, "Location", res);
+  if (!rc)
+    rc = st_api_reply_json(req, 201, out);
   json_decref(out);
   return rc;
 }
@@ -417,7 +427,7 @@ static int setup(void **state) {
   st_error_t err = ST_ERROR_INIT;
   const char *src = getenv("STELLA_SOURCE_DIR");
   char spec[4096];
-  st_api_store_t store = {NULL, m_audit, m_begin, m_finish, m_abort};
+  st_api_store_t store = {NULL, m_audit, m_begin, m_finish, m_abort, NULL};
   FILE *f;
   int fd;
 
@@ -490,12 +500,19 @@ static void test_auth(void **state) {
   r = http("GET", "/whoami", NULL, "Authorization: Basic YTpi", NULL, NULL);
   assert_problem(&r, 401, "unauthorized");
   resp_release(&r);
-  /* wrong scope: 403 naming the scope in the challenge */
-  r = http("POST", "/items", tok_ro, "Content-Type: application/json", NULL, "{\"name\":\"x\"}");
-  assert_problem(&r, 403, "forbidden");
-  assert_true(hdr(&r, "WWW-Authenticate", v, sizeof(v)));
-  assert_non_null(strstr(v, "scope=\"evidence:write\""));
-  resp_release(&r);
+  /* wrong scope: 403 naming the scope in the challenge; the refused mutation is audited */
+  {
+    int audits = mem.audits;
+    r = http("POST", "/items", tok_ro, "Content-Type: application/json", NULL,
+             "{\"name\":\"x\"}");
+    assert_problem(&r, 403, "forbidden");
+    assert_true(hdr(&r, "WWW-Authenticate", v, sizeof(v)));
+    assert_non_null(strstr(v, "scope=\"evidence:write\""));
+    resp_release(&r);
+    assert_int_equal(mem.audits, audits + 1);
+    assert_string_equal(mem.last_action, "POST /items");
+    assert_string_equal(mem.last_outcome, "denied");
+  }
   /* whoami */
   r = http("GET", "/whoami", tok_ro, NULL, NULL, NULL);
   assert_int_equal(r.status, 200);
@@ -805,6 +822,8 @@ static void test_idempotency_and_audit(void **state) {
   assert_int_equal(r2.status, 201);
   assert_string_equal(r2.body.data, r1.body.data);
   assert_true(hdr(&r2, "Idempotent-Replayed", v, sizeof(v)));
+  assert_true(hdr(&r2, "Location", v, sizeof(v))); /* the handler's header is kept too */
+  assert_string_equal(v, "items/n1");
   assert_int_equal(mem.audits, audits + 1);
   resp_release(&r2);
   resp_release(&r1);
@@ -821,12 +840,13 @@ static void test_idempotency_and_audit(void **state) {
     st_api_idem_record_t rec = {0};
     unsigned char h[32];
     hash_of("/items", "{\"name\":\"n3\"}", h);
-    assert_int_equal(m_begin(NULL, "acme", "k2", h, &rec, NULL), 0);
+    st_api_idem_key_t k2 = {"acme", "k2", "POST /items"};
+    assert_int_equal(m_begin(NULL, &k2, h, &rec, NULL), 0);
     assert_int_equal(rec.state, ST_API_IDEM_NEW);
     r2 = http("POST", "/items", tok_rw, ct, "Idempotency-Key: k2", "{\"name\":\"n3\"}");
     assert_problem(&r2, 409, "idempotency-in-flight");
     resp_release(&r2);
-    m_abort(NULL, "acme", "k2", NULL);
+    m_abort(NULL, &k2, NULL);
   }
   /* a 5xx releases the key so a retry runs again */
   r2 = http("POST", "/items/fail", tok_rw, ct, "Idempotency-Key: k3", "{}");
@@ -834,7 +854,7 @@ static void test_idempotency_and_audit(void **state) {
   assert_null(strstr(r2.body.data, "detail"));
   resp_release(&r2);
   pthread_mutex_lock(&mem.lock);
-  assert_null(idem_find("acme", "k3"));
+  assert_null(idem_find("acme", "k3", "POST /items/fail"));
   pthread_mutex_unlock(&mem.lock);
   r2 = http("POST", "/items", tok_rw, ct, "Idempotency-Key: bad key", "{\"name\":\"n4\"}");
   assert_problem(&r2, 400, "bad-request");
@@ -878,6 +898,7 @@ static void test_config_errors(void **state) {
   st_config_t *c = NULL;
   st_api_t *a = NULL;
   st_error_t err = ST_ERROR_INIT;
+  unsetenv("STELLA_JWT_HS256_SECRET"); /* ops/services.sh env exports a dev secret */
   assert_int_equal(st_config_load(&c, "/dev/null", &err), 0);
   assert_int_equal(st_api_new(&a, c, &err), ST_ECONFIG); /* no JWT key */
   assert_non_null(strstr(err.msg, "jwt_hs256_secret"));

@@ -230,6 +230,8 @@ static void proofs(void **state) {
   st_buf_release(&bad);
 }
 
+#define DIGEST64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static void spec_errors(void **state) {
   st_error_t err = ST_ERROR_INIT;
   st_bundle_input_t in[2] = {small_inputs[0], small_inputs[0]};
@@ -462,8 +464,43 @@ static void golden(void **state) {
   assert_true(cases >= 3);
 }
 
+/* Kind export: the adapter's metadata fields, when present, must be well-formed. */
+static void export_kind_rules(void **state) {
+  static const char *const bad[][2] = {
+      {"{\"export_kind\":\"json:weird\"}", "export_kind"},
+      {"{\"export_kind\":\"json:raw\",\"plan_digest\":\"ABC\"}", "plan_digest"},
+      {"{\"export_kind\":\"json:raw\",\"plan_digest\":\"" DIGEST64 "\"}", "format"},
+      {"{\"export_kind\":\"json:raw\",\"plan_digest\":\"" DIGEST64 "\",\"format\":\"ndjson\","
+       "\"compression\":\"lz4\"}", "compression"},
+      {"{\"export_kind\":\"json:raw\",\"plan_digest\":\"" DIGEST64 "\",\"format\":\"ndjson\","
+       "\"compression\":\"gzip\",\"counts\":{\"advisories\":-1}}", "counts.advisories"},
+  };
+  const char *good = "{\"export_kind\":\"json:policy\",\"plan_digest\":\"" DIGEST64 "\","
+                     "\"format\":\"ndjson\",\"compression\":\"none\",\"counts\":{\"findings\":3}}";
+  st_bundle_spec_t spec = {"export", NULL, "t", CREATED, NULL, small_inputs, 1, 0, NULL};
+  const char *out = path_in("x.tgz");
+  st_error_t err = ST_ERROR_INIT;
+  json_t *meta;
+  (void)state;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_non_null(meta = json_loads(bad[i][0], 0, NULL));
+    spec.metadata = meta;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), ST_EINVAL);
+    if (!strstr(err.msg, bad[i][1]))
+      fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
+    json_decref(meta);
+  }
+  assert_non_null(meta = json_loads(good, 0, NULL));
+  spec.metadata = meta;
+  assert_int_equal(st_bundle_seal(&spec, g_signer, NULL, out, &err), 0);
+  json_decref(meta);
+  unlink(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(export_kind_rules),
       cmocka_unit_test(seal_and_verify),
       cmocka_unit_test(determinism),
       cmocka_unit_test(golden),

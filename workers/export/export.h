@@ -35,6 +35,14 @@
 #include "stella/err.h"
 #include "stella/ledger.h"
 
+/* A step run inside a mutation's transaction after the change (the API writes its audit
+ * row there: same transaction as the effect); a failure rolls the change back. NULL = none.
+ * The transaction may be retried (db.h), so fn may run more than once. */
+typedef struct st_export_hook_s {
+  int (*fn)(PGconn *c, void *arg, st_error_t *err);
+  void *arg;
+} st_export_hook_t;
+
 /* ---- Profiles ---- */
 
 typedef struct st_export_profile_s {
@@ -63,7 +71,7 @@ int st_export_profile_to_json(const st_export_profile_t *p, json_t **out, st_err
 
 /* Insert (ST_EEXIST if the name is taken; source_tenants may not name `tenant`). */
 int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                             st_error_t *err) ST_MUST_CHECK;
+                             const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
 /* Read one (ST_ENOENT). out must be initialised. */
 int st_export_profile_get(st_db_pool_t *pool, const char *tenant, const char *name,
                           st_export_profile_t *out, st_error_t *err) ST_MUST_CHECK;
@@ -72,7 +80,7 @@ int st_export_profile_list(st_db_pool_t *pool, const char *tenant, json_t **out,
                            st_error_t *err) ST_MUST_CHECK;
 /* Delete (ST_ENOENT; ST_ECONFLICT while a run of it is active). */
 int st_export_profile_delete(st_db_pool_t *pool, const char *tenant, const char *name,
-                             st_error_t *err) ST_MUST_CHECK;
+                             const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
 
 /* ---- Filters ---- */
 
@@ -144,5 +152,72 @@ int st_export_run_create(st_db_pool_t *pool, const char *tenant, const st_export
  * already planned is ST_ECONFLICT (the ledger changed since). */
 int st_export_plan_record(st_db_pool_t *pool, const char *tenant, const char *run_id,
                           const st_export_plan_t *plan, st_error_t *err) ST_MUST_CHECK;
+
+/* ---- Run lifecycle (run.c; events and outbox rows are written by 0033's triggers) ----
+ * State and progress changes each get the run's next event sequence number and an
+ * export_run_events row; requested/built/distributed/failed/cancelled also an outbox row
+ * export.<state> with event_id "export:<run_id>:<state>". A change the state machine
+ * refuses (a terminal run, cancelled -> built) is ST_ECONFLICT naming both states. */
+
+#define ST_EXPORT_ACTIVE_DEFAULT 4
+
+/* st_export_run_create, refusing with ST_ECONFLICT when the tenant already has
+ * max_active (> 0) runs requested, planning or running (counted under a per-tenant
+ * transaction lock, so concurrent creates cannot both pass). */
+int st_export_run_start(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                        const char *idempotency_key, int max_active, const st_export_hook_t *hook,
+                        char run_id[ST_EXPORT_RUN_ID_LEN + 1], st_error_t *err) ST_MUST_CHECK;
+/* Move to `state` (running, failed, cancelled, distributed), with error text for failed.
+ * Moving to the state it already has is a no-op (a re-run job). */
+int st_export_run_set_state(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                            const char *state, const char *error, st_error_t *err) ST_MUST_CHECK;
+/* Record progress in [0, 1] (rounded to 1/1000; an unchanged value writes nothing) with an
+ * optional note, while the run is running. */
+int st_export_run_progress(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                           double fraction, const char *note, st_error_t *err) ST_MUST_CHECK;
+
+/* What an adapter built: the sealed bundle's identity and where it is stored. */
+typedef struct st_export_artifact_s {
+  const char *bundle_id, *manifest_digest; /* sha256 hex of manifest.json */
+  const char *artifact_key, *manifest_key; /* object keys (the .tgz, its .dsse.json) */
+  const char *sha256;                      /* of the .tgz */
+  long long size;
+  const json_t *counts;                    /* {type: n} */
+} st_export_artifact_t;
+
+/* running -> built with the artifact columns. ST_ECONFLICT when the run is no longer
+ * running (cancelled meanwhile): the caller removes what it stored. */
+int st_export_run_built(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                        const st_export_artifact_t *a, st_error_t *err) ST_MUST_CHECK;
+/* Record the distribution target (pushed, with its digest) and move built -> distributed
+ * in one transaction; a distributed run is left as is. */
+int st_export_run_distributed(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                              const char *target, const char *digest, st_error_t *err)
+    ST_MUST_CHECK;
+/* The run's state into state (>= 16 bytes). ST_ENOENT. */
+int st_export_run_state(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                        char *state, size_t cap, st_error_t *err) ST_MUST_CHECK;
+/* The run as JSON {run_id, profile, project, kind, state, progress, note, error,
+ * plan_digest, input_count, counts, bundle_id, manifest_digest, artifact {key, sha256,
+ * size}, manifest_key, provenance, settings (the profile as planned), created_at, updated_at, started_at, finished_at,
+ * last_event_id}. ST_ENOENT (also for a malformed id). */
+int st_export_run_get(st_db_pool_t *pool, const char *tenant, const char *run_id, json_t **out,
+                      st_error_t *err) ST_MUST_CHECK;
+/* The newest runs first (at most limit, 1..500), optionally of one profile. */
+int st_export_run_list(st_db_pool_t *pool, const char *tenant, const char *profile, int limit,
+                       json_t **out, st_error_t *err) ST_MUST_CHECK;
+/* Cancel a requested, planning or running run; ST_ECONFLICT naming the state otherwise. */
+int st_export_run_cancel(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                         const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
+/* Events with seq > after, in order, at most max: [{seq, type, state, data}]; *terminal
+ * (may be NULL) is set when the run is in a final state and nothing newer exists. */
+int st_export_run_events(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                         long long after, int max, json_t **out, int *terminal,
+                         st_error_t *err) ST_MUST_CHECK;
+/* Replace a profile's settings (name kept; ST_ENOENT). */
+int st_export_profile_update(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                             const st_export_hook_t *hook, st_error_t *err) ST_MUST_CHECK;
+/* Whether s is a run id (a lower- or upper-case UUID). */
+int st_export_run_id_valid(const char *s);
 
 #endif

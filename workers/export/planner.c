@@ -268,7 +268,33 @@ typedef struct run_arg_s {
   const char *profile_json, *idem, *run_id;
   const st_export_plan_t *plan;
   char *out;
+  int max_active; /* > 0: per-tenant limit on active runs */
+  const st_export_hook_t *hook;
 } run_arg_t;
+
+/* The per-tenant limit, counted under a transaction lock on the tenant. */
+static int active_limit(PGconn *c, const run_arg_t *a, st_error_t *err) {
+  const char *p[1] = {a->p->name};
+  long long n = 0, same = 0;
+  int rc;
+
+  if ((rc = st_db_exec(c, "SELECT pg_advisory_xact_lock(hashtext('export_runs:' || "
+                          "current_setting('stella.tenant')))", 0, NULL, NULL, err)) ||
+      (rc = st_db_query_int(c, "SELECT count(*) FROM export_runs WHERE state IN "
+                               "('requested', 'planning', 'running')", 0, NULL, &n, err)))
+    return rc;
+  if ((rc = st_db_query_int(c, "SELECT count(*) FROM export_runs WHERE profile_name = $1 AND "
+                               "single_flight AND state IN ('requested', 'planning', 'running')",
+                            1, p, &same, err)))
+    return rc;
+  if (same && a->p->single_flight)
+    return st_fail(err, ST_ECONFLICT, "profile \"%s\" is single-flight and already has an "
+                   "active run", a->p->name);
+  if (n >= a->max_active)
+    return st_fail(err, ST_ECONFLICT, "the tenant already has %lld active export runs (limit "
+                   "%d)", n, a->max_active);
+  return 0;
+}
 
 static int run_create_tx(PGconn *c, void *arg, st_error_t *err) {
   run_arg_t *a = arg;
@@ -290,6 +316,8 @@ static int run_create_tx(PGconn *c, void *arg, st_error_t *err) {
     PQclear(res);
     res = NULL;
   }
+  if (a->max_active > 0 && (rc = active_limit(c, a, err)))
+    return rc;
   rc = st_db_exec(c, "INSERT INTO export_runs (tenant_id, profile_name, project, kind, "
                      "single_flight, profile, idempotency_key) VALUES "
                      "(current_setting('stella.tenant'), $1, $2, $3::export_kind, $4::boolean, "
@@ -301,15 +329,23 @@ static int run_create_tx(PGconn *c, void *arg, st_error_t *err) {
   if (!rc)
     snprintf(a->out, ST_EXPORT_RUN_ID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
   PQclear(res);
+  if (!rc && a->hook && a->hook->fn)
+    rc = a->hook->fn(c, a->hook->arg, err);
   return rc;
 }
 
 int st_export_run_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
                          const char *idempotency_key, char run_id[ST_EXPORT_RUN_ID_LEN + 1],
                          st_error_t *err) {
+  return st_export_run_start(pool, tenant, p, idempotency_key, 0, NULL, run_id, err);
+}
+
+int st_export_run_start(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                        const char *idempotency_key, int max_active, const st_export_hook_t *hook,
+                        char run_id[ST_EXPORT_RUN_ID_LEN + 1], st_error_t *err) {
   json_t *j = NULL;
   st_buf_t text = ST_BUF_INIT;
-  run_arg_t a = {p, NULL, idempotency_key, NULL, NULL, run_id};
+  run_arg_t a = {p, NULL, idempotency_key, NULL, NULL, run_id, max_active, hook};
   int rc;
 
   run_id[0] = '\0';
@@ -393,6 +429,6 @@ done:
 
 int st_export_plan_record(st_db_pool_t *pool, const char *tenant, const char *run_id,
                           const st_export_plan_t *plan, st_error_t *err) {
-  run_arg_t a = {NULL, NULL, NULL, run_id, plan, NULL};
+  run_arg_t a = {NULL, NULL, NULL, run_id, plan, NULL, 0, NULL};
   return st_db_tenant_tx(pool, tenant, record_tx, &a, err);
 }

@@ -141,7 +141,12 @@ typedef struct crud_s {
   const char *json;
   json_t *list;
   st_export_profile_t *out;
+  const st_export_hook_t *hook;
 } crud_t;
+
+static int hook(PGconn *c, const st_export_hook_t *h, int rc, st_error_t *err) {
+  return rc || !h || !h->fn ? rc : h->fn(c, h->arg, err);
+}
 
 #define PROFILE_COLS                                                                        \
   "jsonb_build_object('name', name, 'project', project, 'kind', kind, 'filters', filters,"  \
@@ -165,13 +170,14 @@ static int create_tx(PGconn *c, void *arg, st_error_t *err) {
       1, p, NULL, err);
   return rc == ST_ECONFLICT ? st_fail(err, ST_EEXIST, "name: profile \"%s\" already exists",
                                       a->name)
-                            : rc;
+                            : hook(c, a->hook, rc, err);
 }
 
-int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
-                             st_error_t *err) {
+/* Check p for tenant, encode it and run fn (create_tx or update_tx) with it. */
+static int write_profile(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                         st_db_tx_fn fn, const st_export_hook_t *h, st_error_t *err) {
   json_t *j = NULL;
-  crud_t a = {p->name, NULL, NULL, NULL};
+  crud_t a = {p->name, NULL, NULL, NULL, h};
   st_buf_t text = ST_BUF_INIT;
   const json_t *v;
   size_t i;
@@ -183,11 +189,16 @@ int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_ex
     return rc;
   if (!(rc = st_jcs_encode(j, &text, err))) {
     a.json = text.data;
-    rc = st_db_tenant_tx(pool, tenant, create_tx, &a, err);
+    rc = st_db_tenant_tx(pool, tenant, fn, &a, err);
   }
   st_buf_release(&text);
   json_decref(j);
   return rc;
+}
+
+int st_export_profile_create(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                             const st_export_hook_t *h, st_error_t *err) {
+  return write_profile(pool, tenant, p, create_tx, h, err);
 }
 
 static int get_tx(PGconn *c, void *arg, st_error_t *err) {
@@ -216,7 +227,7 @@ static int get_tx(PGconn *c, void *arg, st_error_t *err) {
 
 int st_export_profile_get(st_db_pool_t *pool, const char *tenant, const char *name,
                           st_export_profile_t *out, st_error_t *err) {
-  crud_t a = {name, NULL, NULL, out};
+  crud_t a = {name, NULL, NULL, out, NULL};
   return st_db_tenant_txf(pool, tenant, ST_DB_TX_READ_ONLY, get_tx, &a, err);
 }
 
@@ -239,7 +250,7 @@ static int list_tx(PGconn *c, void *arg, st_error_t *err) {
 
 int st_export_profile_list(st_db_pool_t *pool, const char *tenant, json_t **out,
                            st_error_t *err) {
-  crud_t a = {NULL, NULL, NULL, NULL};
+  crud_t a = {NULL, NULL, NULL, NULL, NULL};
   int rc = st_db_tenant_txf(pool, tenant, ST_DB_TX_READ_ONLY, list_tx, &a, err);
   *out = rc ? NULL : a.list;
   if (rc)
@@ -260,11 +271,34 @@ static int delete_tx(PGconn *c, void *arg, st_error_t *err) {
     rc = st_db_exec_count(c, "DELETE FROM export_profiles WHERE name = $1", 1, p, &n, err);
   if (!rc && n == 0)
     rc = st_fail(err, ST_ENOENT, "profile \"%s\" not found", a->name);
-  return rc;
+  return hook(c, a->hook, rc, err);
 }
 
 int st_export_profile_delete(st_db_pool_t *pool, const char *tenant, const char *name,
-                             st_error_t *err) {
-  crud_t a = {name, NULL, NULL, NULL};
+                             const st_export_hook_t *h, st_error_t *err) {
+  crud_t a = {name, NULL, NULL, NULL, h};
   return st_db_tenant_tx(pool, tenant, delete_tx, &a, err);
+}
+
+static int update_tx(PGconn *c, void *arg, st_error_t *err) {
+  crud_t *a = arg;
+  const char *p[1] = {a->json};
+  long long n = 0;
+  int rc = st_db_exec_count(
+      c,
+      "UPDATE export_profiles SET project = j->>'project', kind = (j->>'kind')::export_kind, "
+      "filters = j->'filters', redaction = j->'redaction', "
+      "compression = (j->>'compression')::export_compression, "
+      "single_flight = (j->>'single_flight')::boolean, schedule = j->>'schedule', "
+      "source_tenants = ARRAY(SELECT jsonb_array_elements_text(j->'source_tenants')) "
+      "FROM (SELECT $1::jsonb AS j) s WHERE name = j->>'name'",
+      1, p, &n, err);
+  if (!rc && n == 0)
+    rc = st_fail(err, ST_ENOENT, "profile \"%s\" not found", a->name);
+  return hook(c, a->hook, rc, err);
+}
+
+int st_export_profile_update(st_db_pool_t *pool, const char *tenant, const st_export_profile_t *p,
+                             const st_export_hook_t *h, st_error_t *err) {
+  return write_profile(pool, tenant, p, update_tx, h, err);
 }

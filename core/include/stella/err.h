@@ -40,7 +40,8 @@
   X(EUNSAFE, -22, "unsafe path or entry")                                       \
   X(ENET, -23, "network error")                                                 \
   X(EUNSUPPORTED, -24, "unsupported")                                           \
-  X(EINTERNAL, -25, "internal error")
+  X(EINTERNAL, -25, "internal error")                                           \
+  X(EQUOTA, -26, "quota exceeded")
 
 enum st_errno {
 #define ST__ERR_ENUM(name, value, msg) ST_##name = value,
