@@ -25,15 +25,26 @@ static int checkpoint_msg(st_buf_t *m, const char *tenant, long long seq, const 
   return st_buf_addf(m, "stella.custody-checkpoint/v1\n%s\n%lld\n%s\n", tenant, seq, hash);
 }
 
+/* The outbox row: a stella.event/v1 envelope (schemas/json/event-v1.schema.json) whose
+ * event_id is the custody record's hash and whose payload is the record. */
 static int outbox_event(PGconn *c, const st_evidence_who_t *who, const char *event,
                         const json_t *rec, const char *hash, st_error_t *err) {
-  json_t *ev = json_deep_copy(rec);
-  st_buf_t text = ST_BUF_INIT;
+  const char *bundle = json_string_value(json_object_get(rec, "bundle_id"));
+  const char *sha = json_string_value(json_object_get(rec, "bundle_sha256"));
+  st_buf_t text = ST_BUF_INIT, subject = ST_BUF_INIT, digest = ST_BUF_INIT;
+  json_t *ev = NULL;
   int rc;
 
-  if (!ev || json_object_set_new(ev, "event_id", json_string(hash)) ||
-      json_object_set_new(ev, "type", json_string(event)) ||
-      json_object_set_new(ev, "custody_hash", json_string(hash))) {
+  if ((bundle && st_buf_addf(&subject, "evidence/%s", bundle)) ||
+      (sha && st_buf_addf(&digest, "sha256:%s", sha)) ||
+      !(ev = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s?, s:O, s:s?, s:O}", "schema",
+                       "stella.event/v1", "event_id", hash, "tenant", who->tenant, "type", event,
+                       "occurred_at", json_object_get(rec, "at"), "subject",
+                       bundle ? subject.data : NULL, "actor", json_object_get(rec, "actor"),
+                       "correlation_id", who->request_id, "payload", rec)) ||
+      (sha && json_object_set_new(ev, "evidence",
+                                  json_pack("[{s:s, s:s?}]", "digest", digest.data, "bundle_id",
+                                            bundle)))) {
     rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
     goto done;
   }
@@ -48,6 +59,8 @@ static int outbox_event(PGconn *c, const st_evidence_who_t *who, const char *eve
   }
 done:
   st_buf_release(&text);
+  st_buf_release(&subject);
+  st_buf_release(&digest);
   json_decref(ev);
   return rc;
 }

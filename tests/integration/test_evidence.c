@@ -181,7 +181,7 @@ static void test_snapshot_seals_and_verifies(void **state) {
   assert_int_equal(admin_int(q), 1);
   snprintf(q, sizeof(q),
            "SELECT count(*) FROM outbox WHERE tenant_id = '%s' AND type = 'evidence.sealed'"
-           " AND payload->>'bundle_id' = 'ev-one'", fx.a);
+           " AND payload->>'subject' = 'evidence/ev-one'", fx.a);
   assert_int_equal(admin_int(q), 1);
   json_decref(out);
   json_decref(again);
