@@ -428,6 +428,7 @@ void st_api_free(st_api_t *api) {
     MHD_stop_daemon(api->daemon);
   }
   st__export_routes_free(api->exports);
+  st__evidence_routes_free(api->evidence);
   if (api->has_store && api->store.release)
     api->store.release(api->store.self);
   st_db_pool_free(api->own_db);
@@ -459,7 +460,8 @@ static int start_db(st_api_t *api, const st_config_t *cfg, st_error_t *err) {
     return rc;
   st_api_set_store(api, &store);
   if ((rc = st__jobs_routes(api, cfg, err)) || (rc = st__audit_routes(api, err)) ||
-      (rc = st__export_routes(api, cfg, api->db, &api->exports, err)))
+      (rc = st__export_routes(api, cfg, api->db, &api->exports, err)) ||
+      (rc = st__evidence_routes(api, cfg, &api->evidence, err)))
     return rc;
   return 0;
 }

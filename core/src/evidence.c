@@ -120,6 +120,12 @@ void st_evidence_free(st_evidence_t *ev) {
 
 st_objstore_t *st_evidence_store(const st_evidence_t *ev) { return ev->store; }
 st_db_pool_t *st_evidence_db(const st_evidence_t *ev) { return ev->db; }
+st_signer_t *st_evidence_signer(const st_evidence_t *ev) { return ev->signer; }
+
+const char *st_evidence_tsa_ca(const st_evidence_t *ev, size_t *len) {
+  *len = ev->tsa_ca_len;
+  return ev->tsa_ca_pem;
+}
 
 int st__evidence_object_key(st_buf_t *out, const char *tenant, const char *bundle_id) {
   return st_buf_addf(out, "tenants/%s/evidence/%s.tgz", tenant, bundle_id);

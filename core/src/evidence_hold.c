@@ -124,6 +124,8 @@ static int place_tx(PGconn *c, void *arg, st_error_t *err) {
     if (rc)
       goto done;
   }
+  if (h->who->in_tx)
+    rc = h->who->in_tx(c, h->who->in_tx_arg, err);
 done:
   st_buf_release(&ftext);
   return rc;
@@ -163,7 +165,7 @@ static int release_tx(PGconn *c, void *arg, st_error_t *err) {
     if (rc)
       return rc;
   }
-  return 0;
+  return h->who->in_tx ? h->who->in_tx(c, h->who->in_tx_arg, err) : 0;
 }
 
 static int store_holds(st_evidence_t *ev, hold_t *h, int on, st_error_t *err) {

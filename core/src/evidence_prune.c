@@ -93,7 +93,7 @@ int st_evidence_prune(st_evidence_t *ev, const char *maint_url,
     goto done;
   for (int i = 0; i < PQntuples(res); i++) {
     const char *tenant = PQgetvalue(res, i, 0), *id = PQgetvalue(res, i, 1);
-    st_evidence_who_t who = {tenant, "stella_maint", NULL};
+    st_evidence_who_t who = {tenant, "stella_maint", NULL, NULL, NULL};
     disp_t d = {ev, &who, id, PQgetvalue(res, i, 4), PQgetvalue(res, i, 2),
                 PQgetvalue(res, i, 5)};
     const char *p[2] = {tenant, id};

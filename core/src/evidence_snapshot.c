@@ -153,6 +153,23 @@ done:
   return rc;
 }
 
+int st_evidence_upload_record(PGconn *c, const st_evidence_who_t *who, const char *sha256_hex,
+                              uint64_t size, int *is_new, st_error_t *err) {
+  char sz[24];
+  long long n = 0;
+  int rc;
+  snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+  {
+    const char *p[4] = {who->tenant, sha256_hex, sz, who->actor ? who->actor : "unknown"};
+    rc = st_db_exec_count(c,
+                          "INSERT INTO evidence_uploads (tenant_id, sha256, size, uploaded_by)"
+                          " VALUES ($1, $2, $3::bigint, $4) ON CONFLICT DO NOTHING",
+                          4, p, &n, err);
+  }
+  *is_new = n > 0;
+  return rc;
+}
+
 /* ---- step 1: pending row ---- */
 
 int st_evidence_pending(st_evidence_t *ev, PGconn *c, const st_evidence_who_t *who,

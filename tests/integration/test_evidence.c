@@ -124,7 +124,7 @@ static json_t *payload(const char *kind, const char *sha_a, const char *sha_b) {
 
 static void snap(const char *tenant, const char *id, const json_t *p, json_t **out) {
   st_error_t err = ST_ERROR_INIT;
-  st_evidence_who_t who = {tenant, "alice", "req-1"};
+  st_evidence_who_t who = {tenant, "alice", "req-1", NULL, NULL};
   if (st_evidence_snapshot(fx.ev, &who, id, p, "job-1", out, &err))
     fail_msg("snapshot %s: %s", id, st_error_text(&err));
 }
@@ -251,7 +251,7 @@ static void test_payload_refusals(void **state) {
 static void test_other_tenants_artifact_not_found(void **state) {
   char a[65], b[65];
   st_error_t err = ST_ERROR_INIT;
-  st_evidence_who_t who = {fx.b, "bob", NULL};
+  st_evidence_who_t who = {fx.b, "bob", NULL, NULL, NULL};
   json_t *p, *out = NULL;
   (void)state;
   upload(fx.a, "{\"only-a\":1}", a);
@@ -280,7 +280,7 @@ static void test_sealed_row_immutable(void **state) {
 static void test_holds_and_pruner(void **state) {
   char a[65], b[65], q[512];
   st_error_t err = ST_ERROR_INIT;
-  st_evidence_who_t who = {fx.a, "carol", "req-h"};
+  st_evidence_who_t who = {fx.a, "carol", "req-h", NULL, NULL};
   st_evidence_prune_stats_t st;
   json_t *p, *spec, *out = NULL;
   (void)state;

@@ -41,7 +41,7 @@ static int snapshot_run(st_job_t *job, st_job_ctx_t *ctx, st_error_t *err) {
   const json_t *p = job->env->payload;
   const char *id = json_string_value(json_object_get(p, "bundle_id"));
   const char *actor = json_string_value(json_object_get(json_object_get(p, "run"), "actor"));
-  st_evidence_who_t who = {job->env->tenant, actor, job->env->job_id};
+  st_evidence_who_t who = {job->env->tenant, actor, job->env->job_id, NULL, NULL};
   st_evidence_t *ev;
   st_buf_t derived = ST_BUF_INIT;
   int rc;

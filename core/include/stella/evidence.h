@@ -67,11 +67,15 @@ typedef struct st_evidence_opts_s {
   int retention_days;     /* default window when evidence_retention has no row */
 } st_evidence_opts_t;
 
-/* Who acts: strings borrowed; request_id may be NULL. */
+/* Who acts: strings borrowed; request_id may be NULL. in_tx (may be NULL) runs at the end
+ * of every tenant transaction a hold call makes, so a caller's own rows (the API's audit
+ * row) commit with the effect; it may run more than once (retried transactions). */
 typedef struct st_evidence_who_s {
   const char *tenant;
   const char *actor;
   const char *request_id;
+  int (*in_tx)(PGconn *c, void *arg, st_error_t *err);
+  void *in_tx_arg;
 } st_evidence_who_t;
 
 int st_evidence_new(st_evidence_t **out, const st_evidence_opts_t *opts, st_error_t *err)
@@ -83,9 +87,16 @@ int st_evidence_open(st_evidence_t **out, const st_config_t *cfg, st_error_t *er
 void st_evidence_free(st_evidence_t *ev);
 st_objstore_t *st_evidence_store(const st_evidence_t *ev);
 st_db_pool_t *st_evidence_db(const st_evidence_t *ev);
+/* The signer (NULL when none) and the TSA roots (NULL when none; *len set). */
+st_signer_t *st_evidence_signer(const st_evidence_t *ev);
+const char *st_evidence_tsa_ca(const st_evidence_t *ev, size_t *len);
 
 /* ---- snapshots (evidence_snapshot.c) ---- */
 
+/* Record an artifact uploaded (content-addressed) in c; *is_new = 1 when the tenant did not
+ * have it (the caller charges its quota then). */
+int st_evidence_upload_record(PGconn *c, const st_evidence_who_t *who, const char *sha256_hex,
+                              uint64_t size, int *is_new, st_error_t *err) ST_MUST_CHECK;
 /* Check a snapshot payload (the job's validate and POST /evidence/snapshot). */
 int st_evidence_payload_check(const json_t *payload, st_error_t *err) ST_MUST_CHECK;
 /* The bundle id a job gets when its payload names none: "ev-" + 40 hex of
