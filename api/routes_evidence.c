@@ -254,8 +254,8 @@ static int read_tx(PGconn *c, void *arg, st_error_t *err) {
   return act_tx(c, &r->a, err);
 }
 
-static int get_bundle(st_api_req_t *req, evapi_t *x, const char *action, const char *event,
-                      read_t *r) {
+static int get_bundle(st_api_req_t *req, evapi_t *x, const char *id, const char *action,
+                      const char *event, read_t *r) {
   st_error_t err = ST_ERROR_INIT;
   int rc;
   memset(r, 0, sizeof(*r));
@@ -263,7 +263,7 @@ static int get_bundle(st_api_req_t *req, evapi_t *x, const char *action, const c
   r->a.req = req;
   r->a.action = action;
   r->a.event = event;
-  r->a.bundle_id = st_api_req_param(req, "id");
+  r->a.bundle_id = id;
   snprintf(r->a.resource, sizeof(r->a.resource), "evidence/%.128s", r->a.bundle_id);
   if ((rc = st_api_tx(req, 0, read_tx, r, &err))) {
     json_decref(r->desc);
@@ -276,7 +276,7 @@ static int get_bundle(st_api_req_t *req, evapi_t *x, const char *action, const c
 static int bundle_get(st_api_req_t *req, void *arg) {
   read_t r;
   int rc;
-  if (get_bundle(req, arg, "evidence.get", "evidence.accessed", &r))
+  if (get_bundle(req, arg, st_api_req_param(req, "id"), "evidence.get", "evidence.accessed", &r))
     return 0;
   rc = st_api_reply_json(req, 200, r.desc);
   json_decref(r.desc);
@@ -331,7 +331,7 @@ static int bundle_download(st_api_req_t *req, void *arg) {
   const char *inm = st_api_req_header(req, "If-None-Match"), *key;
   int rc;
 
-  if (get_bundle(req, x, "evidence.download", "evidence.downloaded", &r))
+  if (get_bundle(req, x, st_api_req_param(req, "id"), "evidence.download", "evidence.downloaded", &r))
     return 0;
   obj = json_object_get(r.desc, "object");
   if (!(key = json_string_value(json_object_get(obj, "key")))) {
@@ -382,7 +382,7 @@ static int verify_post(st_api_req_t *req, void *arg) {
   st_bundle_report_init(&rep);
   if (id) {
     FILE *f;
-    if (get_bundle(req, x, "evidence.verify", "evidence.verified", &r)) {
+    if (get_bundle(req, x, id, "evidence.verify", "evidence.verified", &r)) {
       rc = 0;
       goto out;
     }
