@@ -174,7 +174,9 @@ static int store_holds(st_evidence_t *ev, hold_t *h, int on, st_error_t *err) {
   json_array_foreach(h->keys, i, v) {
     const char *key = json_string_value(json_object_get(v, "key"));
     int rc;
-    if (key && (rc = st_objstore_set_legal_hold(ev->store, h->who->tenant, key, on, err)))
+    /* an object already gone (pruned before a later hold) has nothing to hold */
+    if (key && (rc = st_objstore_set_legal_hold(ev->store, h->who->tenant, key, on, err)) &&
+        rc != ST_ENOENT)
       return rc;
   }
   return 0;

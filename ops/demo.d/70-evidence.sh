@@ -61,9 +61,9 @@ ev_curl -X POST "$EV_URL/evidence/verify?id=$EV_ID" |
 
 step "Evidence Locker: legal hold placed, listed, released"
 ev_curl -H 'Content-Type: application/json' --data "{\"reason\":\"demo litigation\",\"bundle_ids\":[\"$EV_ID\"]}" \
-  "$EV_URL/evidence/hold/case-demo"; echo
+  "$EV_URL/evidence/hold/case-demo-$EV_PORT"; echo
 ev_curl "$EV_URL/evidence/$EV_ID" | /usr/bin/python3 -c 'import json,sys; print("holds:", json.load(sys.stdin)["holds"])'
-ev_curl -X DELETE "$EV_URL/evidence/hold/case-demo"; echo
+ev_curl -X DELETE "$EV_URL/evidence/hold/case-demo-$EV_PORT"; echo
 kill "$EV_PID"
 wait "$EV_PID" 2>/dev/null || true
 unset -f ev_curl
