@@ -99,6 +99,7 @@ struct st_api_s {
   char *spec_version;
   struct st__export_api_s *exports; /* routes_export.c; NULL without pg_url */
   struct st__timeline_api_s *timeline; /* routes_timeline.c; NULL without pg_url */
+  struct st__evidence_api_s *evidence; /* routes_evidence.c; NULL without pg_url */
 };
 
 typedef struct st__hdr_s {
@@ -159,6 +160,10 @@ char *st__route_name(const char *method, const char *pattern);
  * POST /jobs (routes_jobs.c), GET /audit (routes_audit.c). */
 int st__jobs_routes(st_api_t *api, const st_config_t *cfg, st_error_t *err);
 int st__audit_routes(st_api_t *api, st_error_t *err);
+/* routes_evidence.c: the Evidence Locker routes; its state is freed with the API. */
+int st__evidence_routes(st_api_t *api, const st_config_t *cfg, struct st__evidence_api_s **out,
+                        st_error_t *err);
+void st__evidence_routes_free(struct st__evidence_api_s *x);
 
 /* OpenAPI document (openapi.c). */
 int st__openapi_load(st_api_t *api, const st_config_t *cfg, st_error_t *err);

@@ -430,6 +430,7 @@ void st_api_free(st_api_t *api) {
   }
   st__export_routes_free(api->exports);
   st__timeline_routes_free(api->timeline);
+  st__evidence_routes_free(api->evidence);
   if (api->has_store && api->store.release)
     api->store.release(api->store.self);
   st_db_pool_free(api->own_db);
@@ -462,7 +463,8 @@ static int start_db(st_api_t *api, const st_config_t *cfg, st_error_t *err) {
   st_api_set_store(api, &store);
   if ((rc = st__jobs_routes(api, cfg, err)) || (rc = st__audit_routes(api, err)) ||
       (rc = st__export_routes(api, cfg, api->db, &api->exports, err)) ||
-      (rc = st__timeline_routes(api, cfg, &api->timeline, err)))
+      (rc = st__timeline_routes(api, cfg, &api->timeline, err)) ||
+      (rc = st__evidence_routes(api, cfg, &api->evidence, err)))
     return rc;
   return 0;
 }

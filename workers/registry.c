@@ -5,6 +5,7 @@
 
 static const st_worker_t *const all[] = {
     &st_worker_probe,
+    &st_worker_snapshot,
     &st_worker_export_json,
     &st_worker_oci_distribute,
     NULL,

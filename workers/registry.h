@@ -7,6 +7,7 @@
 #include "worker.h"
 
 extern const st_worker_t st_worker_probe;
+extern const st_worker_t st_worker_snapshot;
 extern const st_worker_t st_worker_export_json;
 extern const st_worker_t st_worker_oci_distribute;
 

@@ -76,6 +76,7 @@ static const st_config_key_t keys[] = {
     {"api_idempotency_ttl_s", ST_CONFIG_INT, "86400", 60, 31536000, "keep idempotent replies"},
     {"api_idempotency_inflight_s", ST_CONFIG_INT, "300", 1, 86400, "stale in-flight key expiry"},
     {"api_storage_quota_bytes", ST_CONFIG_INT, "0", 0, LL_MAX, "tenant storage (0 = unlimited)"},
+    {"evidence_retention_days", ST_CONFIG_INT, "365", 1, 36500, "evidence kept (days) by default"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 
