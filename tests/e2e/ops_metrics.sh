@@ -14,6 +14,8 @@ pid=
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 redis-cli -u "$STELLA_REDIS_URL" FLUSHDB >/dev/null
+# The Postgres sink needs the schema; never rely on another test having migrated first.
+"$BIN/stella" migrate --dir "$STELLA_SOURCE_DIR/schemas/postgres" >/dev/null
 
 "$BIN/stellad" --roles worker 2>"$work/log" &
 pid=$!
