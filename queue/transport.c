@@ -316,24 +316,12 @@ static size_t take_read_reply(st_transport_t *t, const redisReply *reply) {
 
 static void read_cb(redisAsyncContext *ac, void *r, void *priv) {
   st_transport_t *t = priv;
-  (void)ac;
-  if (!r) {
-    take_read_reply(t, NULL);
-    return;
-  }
-  take_read_reply(t, r);
-  t->block_next = 0;
-  read_next(t);
-}
+  size_t got = take_read_reply(t, r);
 
-static void drain_cb(redisAsyncContext *ac, void *r, void *priv) {
-  st_transport_t *t = priv;
   (void)ac;
-  if (!r) {
-    take_read_reply(t, NULL);
+  if (!r)
     return;
-  }
-  t->block_next = take_read_reply(t, r) == 0;
+  t->block_next = t->read_drains && got == 0;
   read_next(t);
 }
 
@@ -445,9 +433,9 @@ static void read_next(st_transport_t *t) {
     }
   }
   t->reading = 1;
+  t->read_drains = !t->block_next;
   t->blk.probe_ms = st__now_mono_ms();
-  rc = redisAsyncCommandArgv(t->blk.ac, t->block_next ? read_cb : drain_cb, t, argc, argv,
-                             NULL);
+  rc = redisAsyncCommandArgv(t->blk.ac, read_cb, t, argc, argv, NULL);
   if (rc != REDIS_OK) {
     t->reading = 0;
     for (int k = 0; k < n; k++)
