@@ -282,18 +282,18 @@ static void deliver_entries(st_transport_t *t, int ti, const redisReply *entries
   }
 }
 
-static void read_cb(redisAsyncContext *ac, void *r, void *priv) {
-  st_transport_t *t = priv;
-  redisReply *reply = r;
+/* Deliver a read reply ([[stream, entries], ...]); the number of entries it held. */
+static size_t take_read_reply(st_transport_t *t, const redisReply *reply) {
+  size_t got = 0;
 
   t->reading = 0;
   for (int i = 0; i < t->ntypes; i++)
     t->types[i].reserved = 0;
   if (!reply)
-    return;
+    return 0;
   if (reply->type == REDIS_REPLY_ERROR) {
-    st_error("redis: XREADGROUP failed: %s", reply->str);
-    if (strncmp(reply->str, "NOGROUP", 7) == 0 && t->cmd.ac) {
+    st_error("redis: reading the job streams failed: %s", reply->str);
+    if (strstr(reply->str, "NOGROUP") && t->cmd.ac) {
       t->groups_missing = t->ntypes; /* the data set was lost (FLUSHALL, no AOF): recreate */
       for (int i = 0; i < t->ntypes; i++)
         redisAsyncCommand(t->cmd.ac, group_cb, t, "XGROUP CREATE %s " ST_GROUP " 0 MKSTREAM",
@@ -306,10 +306,22 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv) {
       if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
           s->element[0]->type != REDIS_REPLY_STRING || s->element[1]->type != REDIS_REPLY_ARRAY)
         continue;
+      got += s->element[1]->elements;
       if ((ti = type_of_stream(t, s->element[0]->str, s->element[0]->len)) >= 0)
         deliver_entries(t, ti, s->element[1], NULL);
     }
   }
+  return got;
+}
+
+static void read_cb(redisAsyncContext *ac, void *r, void *priv) {
+  st_transport_t *t = priv;
+  size_t got = take_read_reply(t, r);
+
+  (void)ac;
+  if (!r)
+    return;
+  t->block_next = t->read_drains && got == 0;
   read_next(t);
 }
 
@@ -326,11 +338,53 @@ static unsigned slots_total(st_transport_t *t) {
   return f > r ? f - r : 0;
 }
 
+/* Non-blocking and exact: fills up to ARGV[2] free slots from the streams in KEYS, in the
+ * given (round-robin) order, each stream at most its own free slots (ARGV[2 + i]), in one
+ * round trip. A blocking XREADGROUP over several streams could only bound entries per
+ * stream, so with fewer free slots than streams it would either over-claim or wait on a
+ * subset of the streams while jobs sit in the others. */
+static const char drain_lua[] =
+    "local out, left = {}, tonumber(ARGV[2]) "
+    "for i, k in ipairs(KEYS) do "
+    "if left <= 0 then break end "
+    "local n = math.min(left, tonumber(ARGV[2 + i])) "
+    "local r = redis.call('XREADGROUP', 'GROUP', '" ST_GROUP "', ARGV[1], 'COUNT', n, "
+    "'STREAMS', k, '>') "
+    "if r then out[#out + 1] = r[1] left = left - #r[1][2] end end "
+    "return out";
+
+#define READ_MAX_TYPES 64
+
+/* The types with free slots, in round-robin order: their number, and the smallest slot
+ * count among them. */
+static int pick_types(st_transport_t *t, int pick[READ_MAX_TYPES], unsigned slots[],
+                      unsigned *min_free) {
+  int n = 0;
+  *min_free = UINT32_MAX;
+  for (int k = 0; k < t->ntypes && n < READ_MAX_TYPES; k++) {
+    int i = (int)((t->rr + (unsigned)k) % (unsigned)t->ntypes);
+    unsigned f = slots_for(t, i);
+    if (f == 0)
+      continue;
+    slots[n] = f;
+    pick[n++] = i;
+    if (f < *min_free)
+      *min_free = f;
+  }
+  return n;
+}
+
+/* Drain what is waiting first; only when a drain found nothing, block on every stream with
+ * a free slot. A blocked XREADGROUP is served by the one stream that woke it, so its COUNT
+ * (at most the free slots over the streams, at least 1) bounds what it takes; only entries
+ * landing in several streams between the drain and the block can exceed the free slots,
+ * and those wait in the pool queue. */
 static void read_next(st_transport_t *t) {
-  int pick[64], n = 0, argc = 0;
-  unsigned total, count = UINT32_MAX;
-  const char *argv[8 + 2 * 64];
-  char countbuf[16];
+  int pick[READ_MAX_TYPES], n, argc = 0;
+  unsigned slots[READ_MAX_TYPES], total, count;
+  const char *argv[8 + 2 * READ_MAX_TYPES];
+  char nbuf[READ_MAX_TYPES + 2][16];
+  int rc;
 
   if (t->reading || t->claiming || t->stopped || t->closing || !t->blk.up || t->groups_missing)
     return;
@@ -340,42 +394,52 @@ static void read_next(st_transport_t *t) {
       return;
   }
   total = slots_total(t);
-  for (int k = 0; k < t->ntypes && n < 64 && (unsigned)n < total; k++) {
-    int i = (int)((t->rr + (unsigned)k) % (unsigned)t->ntypes);
-    unsigned f = slots_for(t, i);
-    if (f == 0)
-      continue;
-    pick[n++] = i;
-    if (f < count)
-      count = f;
-  }
-  if (n == 0)
+  if (total == 0 || (n = pick_types(t, pick, slots, &count)) == 0)
     return;
   t->rr++;
-  if (count > total / (unsigned)n) /* COUNT applies per stream: keep the sum within total */
-    count = total / (unsigned)n;
-  snprintf(countbuf, sizeof(countbuf), "%u", count);
-  argv[argc++] = "XREADGROUP";
-  argv[argc++] = "GROUP";
-  argv[argc++] = ST_GROUP;
-  argv[argc++] = t->consumer;
-  argv[argc++] = "COUNT";
-  argv[argc++] = countbuf;
-  argv[argc++] = "BLOCK";
-  argv[argc++] = t->block_ms;
-  argv[argc++] = "STREAMS";
-  for (int k = 0; k < n; k++)
-    argv[argc++] = t->types[pick[k]].stream;
-  for (int k = 0; k < n; k++)
-    argv[argc++] = ">";
-  for (int k = 0; k < n; k++)
-    t->types[pick[k]].reserved += count;
+  if (!t->block_next) {
+    argv[argc++] = "EVAL";
+    argv[argc++] = drain_lua;
+    snprintf(nbuf[0], sizeof(nbuf[0]), "%d", n);
+    argv[argc++] = nbuf[0];
+    for (int k = 0; k < n; k++)
+      argv[argc++] = t->types[pick[k]].stream;
+    argv[argc++] = t->consumer;
+    snprintf(nbuf[1], sizeof(nbuf[1]), "%u", total);
+    argv[argc++] = nbuf[1];
+    for (int k = 0; k < n; k++) {
+      snprintf(nbuf[2 + k], sizeof(nbuf[2 + k]), "%u", slots[k]);
+      argv[argc++] = nbuf[2 + k];
+      t->types[pick[k]].reserved += slots[k];
+    }
+  } else {
+    if (count > total / (unsigned)n) /* COUNT applies per stream */
+      count = total / (unsigned)n ? total / (unsigned)n : 1;
+    snprintf(nbuf[0], sizeof(nbuf[0]), "%u", count);
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = ST_GROUP;
+    argv[argc++] = t->consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = nbuf[0];
+    argv[argc++] = "BLOCK";
+    argv[argc++] = t->block_ms;
+    argv[argc++] = "STREAMS";
+    for (int k = 0; k < n; k++)
+      argv[argc++] = t->types[pick[k]].stream;
+    for (int k = 0; k < n; k++) {
+      argv[argc++] = ">";
+      t->types[pick[k]].reserved += count;
+    }
+  }
   t->reading = 1;
+  t->read_drains = !t->block_next;
   t->blk.probe_ms = st__now_mono_ms();
-  if (redisAsyncCommandArgv(t->blk.ac, read_cb, t, argc, argv, NULL) != REDIS_OK) {
+  rc = redisAsyncCommandArgv(t->blk.ac, read_cb, t, argc, argv, NULL);
+  if (rc != REDIS_OK) {
     t->reading = 0;
     for (int k = 0; k < n; k++)
-      t->types[pick[k]].reserved -= count;
+      t->types[pick[k]].reserved = 0;
   }
 }
 

@@ -58,7 +58,9 @@ struct st_transport_s {
   uv_timer_t reclaim_timer, mover_timer, stats_timer;
   int timers_closed;
   int groups_missing;  /* XGROUP CREATE replies outstanding */
-  int reading;         /* XREADGROUP outstanding */
+  int reading;         /* drain script or XREADGROUP outstanding */
+  int read_drains;     /* the outstanding read is the drain script */
+  int block_next;      /* the last drain found nothing: the next read blocks */
   int claiming;        /* XAUTOCLAIM outstanding (claim connection) */
   int claim_due;       /* the reclaim timer fired */
   char block_ms[24];   /* XREADGROUP BLOCK */

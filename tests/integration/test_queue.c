@@ -10,7 +10,8 @@
  * max attempts ends in the DLQ; a Redis restart mid-run loses and doubles nothing;
  * SIGTERM drains in-flight jobs, or releases them (left pending) past the drain timeout;
  * a job past job_timeout_ms is cancelled and classified as a timeout; heartbeats keep a
- * long job leased; one worker thread claims one entry at a time (backpressure); connections
+ * long job leased; one worker thread claims one entry at a time (backpressure) yet never
+ * waits on empty streams while another holds jobs; connections
  * that stop answering are dropped by the watchdog and made again.
  * Waits are polls with generous bounds, never timing assertions. */
 #include "st_test_queue.h"
@@ -289,6 +290,28 @@ static void test_backpressure(void **state) {
   redisFree(c);
 }
 
+/* One worker thread and several job types (stellad registers them all): a read must never
+ * wait on the empty streams while jobs sit in another one. Before the drain script, each
+ * freed slot blocked a whole read (2 s here) on a stream picked in rotation, so these 30
+ * jobs took about a minute; the bound below is a liveness bound, not a speed figure. */
+static void test_scarce_slots_no_starvation(void **state) {
+  char log[512];
+  const char *env[] = {"STELLA_WORKER_THREADS", "1", "STELLA_JOB_LEASE_MS", "60000", NULL};
+  redisContext *c = rconn(redis_url);
+  char *ids[30];
+  logpath(log, sizeof(log), "scarce");
+  pid_t pid = spawn(redis_url, log, env);
+  for (int i = 0; i < 30; i++)
+    ids[i] = submit(c, "{}");
+  for (int i = 0; i < 400 && count(log, "succeeded", NULL, NULL) < 30; i++)
+    sleep_ms(50);
+  assert_int_equal(count(log, "succeeded", NULL, NULL), 30); /* within 20 s */
+  stop(pid);
+  for (int i = 0; i < 30; i++)
+    st_free(ids[i]);
+  redisFree(c);
+}
+
 /* ---- Redis restart, on a private redis-server with AOF ---- */
 
 static pid_t redis_start(int port, const char *dir) {
@@ -405,6 +428,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lease_heartbeat, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scarce_slots_no_starvation, setup, teardown),
       cmocka_unit_test_teardown(test_redis_restart, teardown),
       cmocka_unit_test_teardown(test_unanswered_reconnect, teardown),
   };
