@@ -19,8 +19,9 @@
 #include "stella/json.h"
 #include "stella/mem.h"
 
-static const char *const raw_names[ST_LEDGER_NKINDS] = {"advisories", "vex", "policy_packs",
-                                                        "policy_results"};
+/* The JSON kinds never read the Maven index (st_export_kind_sources). */
+static const char *const raw_names[ST_LEDGER_MAVEN] = {"advisories", "vex", "policy_packs",
+                                                       "policy_results"};
 
 #define ZSTD_LEVEL 3
 
@@ -319,14 +320,14 @@ int st__xbuild_documents(st__xbuild_t *b, st_error_t *err) {
     else if (!(rc = out_open(&b->outs[0], b->dir, "findings", comp, err)))
       rc = out_open(&b->outs[1], b->dir, "policy_packs", comp, err);
   } else {
-    b->nouts = ST_LEDGER_NKINDS;
-    for (int k = 0; k < ST_LEDGER_NKINDS && !rc; k++)
+    b->nouts = ST_LEDGER_MAVEN;
+    for (int k = 0; k < ST_LEDGER_MAVEN && !rc; k++)
       rc = out_open(&b->outs[k], b->dir, raw_names[k], comp, err);
   }
   for (size_t t = 0; t < b->plan.ntenants && !rc; t++) {
     for (int k = 0; k < ST_LEDGER_NKINDS && !rc; k++) {
       const st_ledger_item_t *li;
-      if (!(f.sources & (1u << k)))
+      if (!(st_export_kind_sources(b->prof.kind, f.sources) & (1u << k)))
         continue;
       if ((rc = st_ledger_iter_new(b->env->db, b->plan.tenants[t], (st_ledger_kind)k, &f.scope,
                                    1, 0, &it, err)))
