@@ -13,8 +13,11 @@ ALTER TYPE export_source_kind ADD VALUE IF NOT EXISTS 'maven_artifact';
 
 CREATE TABLE ledger_maven_artifacts (
   tenant_id text NOT NULL CHECK (tenant_id ~ '^[A-Za-z0-9._-]{1,64}$'),
-  group_id text COLLATE "C" NOT NULL CHECK (group_id ~ '^[A-Za-z0-9._-]{1,256}$'),
-  artifact_id text COLLATE "C" NOT NULL CHECK (artifact_id ~ '^[A-Za-z0-9._-]{1,256}$'),
+  -- [A-Za-z0-9._-]{1,256}: Postgres caps regex repetition counts at 255
+  group_id text COLLATE "C" NOT NULL
+    CHECK (group_id ~ '^[A-Za-z0-9._-]+$' AND length(group_id) <= 256),
+  artifact_id text COLLATE "C" NOT NULL
+    CHECK (artifact_id ~ '^[A-Za-z0-9._-]+$' AND length(artifact_id) <= 256),
   version text COLLATE "C" NOT NULL CHECK (length(version) BETWEEN 1 AND 128),
   sha1 text COLLATE "C" NOT NULL CHECK (sha1 ~ '^[0-9a-f]{40}$'),
   packaging ledger_maven_packaging NOT NULL,
