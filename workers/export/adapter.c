@@ -230,6 +230,41 @@ int st_export_distribute(const st_export_env_t *env, const char *tenant, const c
   return rc;
 }
 
+int st_export_plan_expect(const st_export_plan_t *plan, size_t *next, const char *tenant,
+                          const st_ledger_item_t *it, st_error_t *err) {
+  const st_export_input_t *in = *next < plan->n ? &plan->inputs[*next] : NULL;
+  if (!in || in->kind != it->kind || strcmp(in->tenant, tenant) || strcmp(in->id, it->id) ||
+      strcmp(in->digest, it->digest))
+    return st_fail(err, ST_ECONFLICT, "export: the ledger changed since the run was planned "
+                   "(%s %s of tenant %s)", st_ledger_kind_name(it->kind), it->id, tenant);
+  ++*next;
+  return 0;
+}
+
+int st_export_poll(const st_export_env_t *env, const char *tenant, const char *run_id,
+                   unsigned *since, size_t done, size_t total, st_error_t *err) {
+  char state[32];
+  int rc;
+  if (env->cancel && atomic_load(env->cancel))
+    return st_fail(err, ST_ECANCELED, "export run %s: cancelled", run_id);
+  if (++*since < (env->poll_every ? env->poll_every : 1000))
+    return 0;
+  *since = 0;
+  if ((rc = st_export_run_state(env->db, tenant, run_id, state, sizeof(state), err)))
+    return rc;
+  if (strcmp(state, "running"))
+    return st_fail(err, ST_ECANCELED, "export run %s: %s", run_id, state);
+  if (env->progress)
+    env->progress(env->ud, total ? (double)done / (double)total : 1, "documents");
+  rc = st_export_run_progress(env->db, tenant, run_id,
+                              total ? 0.95 * (double)done / (double)total : 0.95, "documents",
+                              err);
+  /* refused: the run left `running` (cancelled) since the poll */
+  return rc == ST_ECONFLICT ? st_fail(err, ST_ECANCELED, "export run %s: %s", run_id,
+                                      st_error_text(err))
+                            : rc;
+}
+
 /* ---- the job side ---- */
 
 const char *st_export_job_type(const char *kind) {

@@ -54,6 +54,16 @@ typedef struct st_export_out_s {
   const char *const *extra;
 } st_export_out_t;
 
+/* Whether ledger item `it` of source tenant `tenant` is plan input *next (then *next
+ * advances); ST_ECONFLICT ("the ledger changed since the run was planned") otherwise. */
+int st_export_plan_expect(const st_export_plan_t *plan, size_t *next, const char *tenant,
+                          const st_ledger_item_t *it, st_error_t *err) ST_MUST_CHECK;
+/* Between documents: the cancel flag on every call; every env->poll_every calls (0 =
+ * 1000; *since counts them) the run's state (not running: ST_ECANCELED) and its progress
+ * 0.95 * done / total. */
+int st_export_poll(const st_export_env_t *env, const char *tenant, const char *run_id,
+                   unsigned *since, size_t done, size_t total, st_error_t *err) ST_MUST_CHECK;
+
 /* A new private directory under root (NULL = /tmp) into *out. */
 int st_export_tmpdir(const char *root, char **out, st_error_t *err) ST_MUST_CHECK;
 /* Remove dir and everything below it (no links followed). NULL is a no-op. */
