@@ -265,6 +265,39 @@ int st_export_poll(const st_export_env_t *env, const char *tenant, const char *r
                             : rc;
 }
 
+int st_export_drive(const st_export_env_t *env, const char *tenant, const char *run_id,
+                    st_export_profile_t *prof, int (*build)(void *ud, st_error_t *err),
+                    void *ud, st_error_t *err) {
+  json_t *run = NULL;
+  const char *state;
+  int rc;
+
+  if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
+    goto done;
+  state = json_string_value(json_object_get(run, "state"));
+  if (!strcmp(state, "cancelled")) {
+    rc = st_fail(err, ST_ECANCELED, "export run %s: cancelled", run_id);
+    goto done;
+  }
+  if (!strcmp(state, "failed") || !strcmp(state, "distributed"))
+    goto done;
+  if (strcmp(state, "built")) {
+    if ((rc = st_export_profile_from_json(json_object_get(run, "settings"), prof, err)) ||
+        (rc = build(ud, err)))
+      goto done;
+    json_decref(run);
+    run = NULL;
+    if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
+      goto done;
+  }
+  if (env->progress)
+    env->progress(env->ud, 1, "stored");
+  rc = st_export_distribute(env, tenant, run_id, run, err);
+done:
+  json_decref(run);
+  return rc;
+}
+
 /* ---- the job side ---- */
 
 const char *st_export_job_type(const char *kind) {

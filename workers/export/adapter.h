@@ -70,6 +70,12 @@ int st_export_tmpdir(const char *root, char **out, st_error_t *err) ST_MUST_CHEC
 void st_export_rmtree(const char *dir);
 /* Write the detached signature files, store everything, and record the run built. */
 int st_export_publish(const st_export_out_t *o, st_error_t *err) ST_MUST_CHECK;
+/* The run lifecycle around an adapter's build: read the run; cancelled -> ST_ECANCELED;
+ * failed or distributed -> 0 (nothing to do); not yet built -> *prof from the run's
+ * settings, then build(ud) (plan, build, seal, st_export_publish); then distribute. */
+int st_export_drive(const st_export_env_t *env, const char *tenant, const char *run_id,
+                    st_export_profile_t *prof, int (*build)(void *ud, st_error_t *err),
+                    void *ud, st_error_t *err) ST_MUST_CHECK;
 /* built -> distributed with "objstore:<backend>:<artifact key>" (run: st_export_run_get's). */
 int st_export_distribute(const st_export_env_t *env, const char *tenant, const char *run_id,
                          const json_t *run, st_error_t *err) ST_MUST_CHECK;

@@ -58,11 +58,16 @@ static int seal(st__xbuild_t *b, const json_t *counts, st_bundle_sealed_t *seale
   return rc;
 }
 
-static int build(st__xbuild_t *b, st_error_t *err) {
+static int build(void *ud, st_error_t *err) {
+  st__xbuild_t *b = ud;
   st_bundle_sealed_t sealed;
   json_t *counts = NULL;
   int rc;
 
+  if (strcmp(b->prof.kind, "json:raw") && strcmp(b->prof.kind, "json:policy"))
+    return st_fail(err, ST_EUNSUPPORTED, "kind: %s is not a JSON export", b->prof.kind);
+  b->policy = !strcmp(b->prof.kind, "json:policy");
+  b->redaction = b->prof.redaction;
   if ((rc = st_export_plan_build(b->env->db, b->tenant, &b->prof, &b->plan, err)) ||
       (rc = st_export_plan_record(b->env->db, b->tenant, b->run_id, &b->plan, err)) ||
       (rc = st_export_run_set_state(b->env->db, b->tenant, b->run_id, "running", NULL, err)) ||
@@ -86,8 +91,6 @@ done:
 int st_export_json_run(const st_export_json_env_t *env, const char *tenant, const char *run_id,
                        st_error_t *err) {
   st__xbuild_t b;
-  json_t *run = NULL;
-  const char *state;
   int rc;
 
   memset(&b, 0, sizeof(b));
@@ -95,41 +98,13 @@ int st_export_json_run(const st_export_json_env_t *env, const char *tenant, cons
   b.env = env;
   b.tenant = tenant;
   b.run_id = run_id;
-  if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
-    goto done;
-  state = json_string_value(json_object_get(run, "state"));
-  if (!strcmp(state, "cancelled")) {
-    rc = st_fail(err, ST_ECANCELED, "export run %s: cancelled", run_id);
-    goto done;
-  }
-  if (!strcmp(state, "failed") || !strcmp(state, "distributed"))
-    goto done;
-  if (strcmp(state, "built")) {
-    if ((rc = st_export_profile_from_json(json_object_get(run, "settings"), &b.prof, err)))
-      goto done;
-    if (strcmp(b.prof.kind, "json:raw") && strcmp(b.prof.kind, "json:policy")) {
-      rc = st_fail(err, ST_EUNSUPPORTED, "kind: %s is not a JSON export", b.prof.kind);
-      goto done;
-    }
-    b.policy = !strcmp(b.prof.kind, "json:policy");
-    b.redaction = b.prof.redaction;
-    if ((rc = build(&b, err)))
-      goto done;
-    json_decref(run);
-    if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
-      goto done;
-  }
-  if (env->progress)
-    env->progress(env->ud, 1, "stored");
-  rc = st_export_distribute(env, tenant, run_id, run, err);
-done:
+  rc = st_export_drive(env, tenant, run_id, &b.prof, build, &b, err);
   for (size_t i = 0; i < ST_LEDGER_NKINDS; i++)
     st__xout_release(&b.outs[i]);
   st_export_rmtree(b.dir);
   st_free(b.dir);
   json_decref(b.adv);
   json_decref(b.vex);
-  json_decref(run);
   st_export_plan_release(&b.plan);
   st_export_profile_release(&b.prof);
   return rc;

@@ -260,7 +260,8 @@ done:
   return rc;
 }
 
-static int build(tx_t *t, st_error_t *err) {
+static int build(void *ud, st_error_t *err) {
+  tx_t *t = ud;
   const char *aname = t->java ? "trivy-java-db.oci.tar" : "trivy-db.oci.tar";
   const char *extra[2] = {aname, NULL};
   char *archive = NULL, *rej = NULL;
@@ -268,6 +269,9 @@ static int build(tx_t *t, st_error_t *err) {
   json_t *counts = NULL;
   int rc;
 
+  if (strcmp(t->prof.kind, "trivy:db") && strcmp(t->prof.kind, "trivy:java-db"))
+    return st_fail(err, ST_EUNSUPPORTED, "kind: %s is not a Trivy export", t->prof.kind);
+  t->java = !strcmp(t->prof.kind, "trivy:java-db");
   if ((rc = st_export_plan_build(t->env->db, t->tenant, &t->prof, &t->plan, err)) ||
       (rc = st_export_plan_record(t->env->db, t->tenant, t->run_id, &t->plan, err)) ||
       (rc = st_export_run_set_state(t->env->db, t->tenant, t->run_id, "running", NULL, err)) ||
@@ -309,8 +313,6 @@ done:
 int st_trivy_export_run(const st_export_env_t *env, const char *tenant, const char *run_id,
                         st_error_t *err) {
   tx_t t;
-  json_t *run = NULL;
-  const char *state;
   int rc;
 
   memset(&t, 0, sizeof(t));
@@ -318,40 +320,13 @@ int st_trivy_export_run(const st_export_env_t *env, const char *tenant, const ch
   t.env = env;
   t.tenant = tenant;
   t.run_id = run_id;
-  if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
-    goto done;
-  state = json_string_value(json_object_get(run, "state"));
-  if (!strcmp(state, "cancelled")) {
-    rc = st_fail(err, ST_ECANCELED, "export run %s: cancelled", run_id);
-    goto done;
-  }
-  if (!strcmp(state, "failed") || !strcmp(state, "distributed"))
-    goto done;
-  if (strcmp(state, "built")) {
-    if ((rc = st_export_profile_from_json(json_object_get(run, "settings"), &t.prof, err)))
-      goto done;
-    if (strcmp(t.prof.kind, "trivy:db") && strcmp(t.prof.kind, "trivy:java-db")) {
-      rc = st_fail(err, ST_EUNSUPPORTED, "kind: %s is not a Trivy export", t.prof.kind);
-      goto done;
-    }
-    t.java = !strcmp(t.prof.kind, "trivy:java-db");
-    if ((rc = build(&t, err)))
-      goto done;
-    json_decref(run);
-    if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
-      goto done;
-  }
-  if (env->progress)
-    env->progress(env->ud, 1, "stored");
-  rc = st_export_distribute(env, tenant, run_id, run, err);
-done:
+  rc = st_export_drive(env, tenant, run_id, &t.prof, build, &t, err);
   if (t.rejects)
     fclose(t.rejects);
   st_trivy_db_free(t.db);
   st_trivy_java_db_free(t.jdb);
   st_export_rmtree(t.dir);
   st_free(t.dir);
-  json_decref(run);
   st_export_plan_release(&t.plan);
   st_export_profile_release(&t.prof);
   return rc;
