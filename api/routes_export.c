@@ -15,7 +15,8 @@
  * POST /exports/runs plans first, so an unsatisfiable scope (422) or a refused
  * cross-tenant source (403, audited by the planner) creates nothing; then the run row
  * (409 for a second active run of a single-flight profile or past export_max_active),
- * its plan, and the job on the queue (st_export_job_type: export_json, trivy_db, trivy_java_db). If the job cannot be queued the run is
+ * its plan, and the job on the queue (st_export_job_type: export_json, trivy_db,
+ * trivy_java_db). If the job cannot be queued the run is
  * marked failed and the answer is 503. Idempotency-Key replays the first answer (api
  * store) and also names the run (export_runs.idempotency_key), so a retry after a lost
  * reply finds the same run. Other tenants' profiles and runs answer 404. */

@@ -66,7 +66,8 @@ static char *ok_map(const char *text) {
 }
 
 static void npm_cve_alias(void **state) {
-  char *d = ok_map(OSV("npm", "Tiny-Template", SEMVER("{\"introduced\":\"0\"},{\"fixed\":\"2.4.1\"}"),
+  char *d = ok_map(OSV("npm", "Tiny-Template",
+                       SEMVER("{\"introduced\":\"0\"},{\"fixed\":\"2.4.1\"}"),
                        "\"aliases\":[\"CVE-2099-0001\"],\"summary\":\"S\",\"database_specific\":"
                        "{\"severity\":\"HIGH\"},"));
   (void)state;
@@ -84,13 +85,15 @@ static void npm_cve_alias(void **state) {
 }
 
 static void names_per_ecosystem(void **state) {
-  char *d = ok_map(OSV("PyPI", "Yaml_Ish", SEMVER("{\"introduced\":\"1.0\"},{\"fixed\":\"1.3.2\"}"), ""));
+  char *d = ok_map(
+      OSV("PyPI", "Yaml_Ish", SEMVER("{\"introduced\":\"1.0\"},{\"fixed\":\"1.3.2\"}"), ""));
   (void)state;
   assert_non_null(strstr(d, "pip::Stella Ledger PyPI\tyaml-ish\tOSV-1\t"
                             "{\"VulnerableVersions\":[\">=1.0, <1.3.2\"],\"PatchedVersions\":"
                             "[\"1.3.2\"]}\n"));
   st_free(d);
-  d = ok_map(OSV("Go", "Example.org/Net", SEMVER("{\"introduced\":\"0\"},{\"fixed\":\"1.8.0\"}"), ""));
+  d = ok_map(
+      OSV("Go", "Example.org/Net", SEMVER("{\"introduced\":\"0\"},{\"fixed\":\"1.8.0\"}"), ""));
   assert_non_null(strstr(d, "go::Stella Ledger Go\tExample.org/Net\t")); /* go keeps case */
   st_free(d);
   d = ok_map(OSV("crates.io", "fastparse", SEMVER("{\"introduced\":\"0.4.0\"}"), ""));
@@ -129,8 +132,8 @@ static void os_buckets(void **state) {
   assert_non_null(strstr(d, "data-source\tdebian 12\t{\"ID\":\"stella\",\"Name\":\"Stella Ledger "
                             "Debian:12\"}\n"));
   st_free(d);
-  d = ok_map(OSV("Alpine:v3.19", "liby", "{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"}]}",
-                 ""));
+  d = ok_map(OSV("Alpine:v3.19", "liby",
+                 "{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"}]}", ""));
   assert_non_null(strstr(d, "alpine 3.19\tliby\tOSV-1\t{\"Status\":2}\n"));
   st_free(d);
   d = ok_map(OSV("Ubuntu:22.04:LTS", "libz", "{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":"

@@ -370,7 +370,8 @@ done:
   if (rc == ST_ECANCELED && atomic_load(&ctx->cancel) == ST_CANCEL_TIMEOUT)
     st_fail(err, ST_ECANCELED, "export run %s: timed out (job_timeout_ms)", run_id);
   if (rc && (rc != ST_ECANCELED || atomic_load(&ctx->cancel) == ST_CANCEL_TIMEOUT) &&
-      (st_err_classify(rc) != ST_ERRCLASS_TRANSIENT || job->env->attempt >= (uint32_t)max_attempts)) {
+      (st_err_classify(rc) != ST_ERRCLASS_TRANSIENT ||
+       job->env->attempt >= (uint32_t)max_attempts)) {
     st_error_t e2 = ST_ERROR_INIT;
     if (st_export_run_set_state(ctx->db, tenant, run_id, "failed", st_error_text(err), &e2))
       st_warn("export run %s: cannot mark it failed: %s", run_id, st_error_text(&e2));

@@ -133,7 +133,8 @@ static int layout_inputs(const char *oci, st_bundle_input_t *in, size_t cap, siz
       paths[*n] = st_buf_detach(&p, NULL);
       in[*n] = (st_bundle_input_t){paths[*n], ST_BUNDLE_SRC_FILE,
                                    paths[*n] + strlen(paths[*n]) + 1, NULL, 0,
-                                   i ? "application/json" : "application/vnd.oci.image.index.v1+json"};
+                                   i ? "application/json"
+                                     : "application/vnd.oci.image.index.v1+json"};
       ++*n;
     }
   }
