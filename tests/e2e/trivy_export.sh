@@ -145,4 +145,8 @@ by_sha=$(sqlite3 jdb/trivy-java.db "SELECT a.group_id, a.artifact_id, i.version,
   WHERE i.sha1 = X'1111111111111111111111111111111111111111'")
 [ "$by_sha" = "org.example|xml-kit|3.2.5|jar" ] || fail "lookup by sha1: $by_sha"
 jq -e '.Version == 1' jdb/metadata.json >/dev/null || fail "java metadata.json"
+JARC=$(find data -path "*exports/$RUN3/trivy-java-db.oci.tar" -not -name '.*' | head -1)
+[ -n "$JARC" ] || fail "no Java DB oci-archive stored"
+[ "sha256:$(skopeo inspect --raw "oci-archive:$JARC:1" | sha256sum | cut -c1-64)" = "$jman" ] ||
+  fail "Java DB oci-archive manifest differs from the bundle's"
 echo "ok: trivy:db and trivy:java-db exports through stellad (verify, bbolt, sqlite3, skopeo, determinism)"

@@ -263,7 +263,8 @@ done:
 
 static int build(void *ud, st_error_t *err) {
   tx_t *t = ud;
-  const char *aname = t->java ? "trivy-java-db.oci.tar" : "trivy-db.oci.tar";
+  const char *aname = !strcmp(t->prof.kind, "trivy:java-db") ? "trivy-java-db.oci.tar"
+                                                             : "trivy-db.oci.tar";
   const char *extra[2] = {aname, NULL};
   char *archive = NULL, *rej = NULL;
   st_bundle_sealed_t sealed;
