@@ -10,7 +10,9 @@
 #     type, title db.tar.gz) unpacks to trivy.db, which Debian's bbolt (tests/bbolt/check.go
 #     `trivy` mode) dumps equal to tests/fixtures/trivy/osv.dump (the CPAN advisory is
 #     listed in rejects.ndjson and absent);
-#   - the stored oci-archive is read by skopeo (tag 2, same manifest digest);
+#   - the stored oci-archive is read by skopeo (tag 2, same manifest digest) and, with a
+#     registry (STELLA_REGISTRY_URL), pushed by stellad's oci_distribute worker: skopeo
+#     reads tag 2 back with the same digest; an export_distributions row records it;
 #   - trivy:java-db: sqlite3 PRAGMA integrity_check and trivy-java-db's sha1 lookup.
 set -euo pipefail
 BIN=${STELLA_BIN_DIR:?}/bin
@@ -26,6 +28,9 @@ if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/go.etcd.io/bbolt ]
    ! command -v sqlite3 >/dev/null || ! command -v jq >/dev/null || ! command -v skopeo >/dev/null; then
   echo "skipping: golang-go, golang-github-coreos-bbolt-dev, sqlite3, jq or skopeo missing" >&2; exit 77
 fi
+REG=${STELLA_REGISTRY_URL:-}
+CREDS="${STELLA_REGISTRY_USER:-}:${STELLA_REGISTRY_PASS:-}"
+unset STELLA_REGISTRY_USER STELLA_REGISTRY_PASS
 unset STELLA_JWT_HS256_SECRET STELLA_API_LISTEN STELLA_TOKEN STELLA_API_URL STELLA_SIGNING_KEY \
   STELLA_DATA_DIR STELLA_EXPORT_TMP_DIR STELLA_OBJSTORE STELLA_TSA_URL STELLA_TSA_CA
 TMP=$(mktemp -d)
@@ -58,7 +63,11 @@ data_dir = $TMP/data
 export_tmp_dir = $TMP
 api_rate_per_s = 0
 worker_threads = 2
+oci_source_dir = $TMP/data
+oci_docker_config = $TMP/auth.json
 CONF
+printf '{"auths":{"%s":{"auth":"%s"}}}' "${REG#http://}" "$(printf %s "$CREDS" | base64 -w0)" >auth.json
+chmod 600 auth.json
 export STELLA_CONFIG=$TMP/stella.conf
 ADMIN=$STELLA_PG_ADMIN_URL
 unset STELLA_PG_URL STELLA_REDIS_URL
@@ -77,7 +86,7 @@ grep -q '^maven_artifact *[1-9][0-9]* added' imp.out || fail "Maven rows added: 
 "$BIN/stellad" --roles api,worker 2>stellad.log &
 PID=$!
 URL=http://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "$URL/healthz" >/dev/null || fail "stellad did not start"
 export STELLA_API_URL=$URL
 STELLA_TOKEN=$("$BIN/stella" token mint --alg HS256 --tenant "$T" --scope "export:viewer export:operator" --ttl 30m --sub e2e)
@@ -127,6 +136,20 @@ ARC=$(find data -path "*exports/$RUN1/trivy-db.oci.tar" -not -name '.*' | head -
 [ -n "$ARC" ] || fail "no oci-archive stored beside the bundle"
 [ "sha256:$(skopeo inspect --raw "oci-archive:$ARC:2" | sha256sum | cut -c1-64)" = "$man" ] ||
   fail "oci-archive manifest differs from the bundle's"
+
+if [ -n "$REG" ]; then
+  echo "== the oci-archive pushed by the OCI distributor (oci_distribute through stellad)"
+  HP=${REG#http://}
+  repo="e2e/trivy-db-$$"
+  payload=$(jq -nc --arg l "$TMP/$ARC" --arg r "$RUN1" --arg t "oci+http://$HP/$repo:2" \
+    '{layout:$l, ref:"2", run_id:$r, targets:[$t]}')
+  id=$("$BIN/stella" job submit --type oci_distribute --tenant "$T" --payload "$payload") || fail "submit"
+  timeout 120 "$BIN/stella" job watch "$id" --tenant "$T" >watch.out 2>&1 || fail "oci_distribute: $(cat watch.out)"
+  [ "sha256:$(skopeo inspect --raw --tls-verify=false --creds "$CREDS" "docker://$HP/$repo:2" |
+    sha256sum | cut -c1-64)" = "$man" ] || fail "pushed manifest differs from the bundle's"
+  [ "$(psql -qAt "$ADMIN" -c "SELECT digest FROM export_distributions WHERE tenant_id = '$T'
+     AND run_id = '$RUN1' AND target LIKE 'oci+http://%'")" = "$man" ] || fail "no export_distributions row"
+fi
 
 echo "== trivy:java-db through stellad"
 "$BIN/stella" export run tjava --tenant "$T" --wait >run3.out || fail "java run: $(cat run3.out)"
