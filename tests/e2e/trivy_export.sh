@@ -55,6 +55,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 openssl pkey -in sign.pem -pubout -out sign.pub 2>/dev/null
 cat >stella.conf <<CONF
 api_listen = 127.0.0.1:$PORT
+ops_listen = 127.0.0.1:0
 jwt_hs256_secret = trivy-e2e-secret-trivy-e2e-secret
 pg_url = $STELLA_PG_URL
 redis_url = $STELLA_REDIS_URL/14
