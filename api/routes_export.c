@@ -15,7 +15,8 @@
  * POST /exports/runs plans first, so an unsatisfiable scope (422) or a refused
  * cross-tenant source (403, audited by the planner) creates nothing; then the run row
  * (409 for a second active run of a single-flight profile or past export_max_active),
- * its plan, and the export_json job on the queue. If the job cannot be queued the run is
+ * its plan, and the job on the queue (st_export_job_type: export_json, trivy_db,
+ * trivy_java_db). If the job cannot be queued the run is
  * marked failed and the answer is 503. Idempotency-Key replays the first answer (api
  * store) and also names the run (export_runs.idempotency_key), so a retry after a lost
  * reply finds the same run. Other tenants' profiles and runs answer 404. */
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "export/adapter.h"
 #include "routes_export.h"
 #include "api_store.h"
 #include "stella/log.h"
@@ -167,8 +169,9 @@ static int reply_run(st_api_req_t *req, st__export_api_t *x, const char *run_id,
   return rc;
 }
 
-/* Queue the export_json job of a planned run. */
-static int enqueue(st_api_req_t *req, st__export_api_t *x, const char *run_id, st_error_t *err) {
+/* Queue the job of a planned run (export_json, or trivy_db / trivy_java_db by kind). */
+static int enqueue(st_api_req_t *req, st__export_api_t *x, const char *run_id, const char *kind,
+                   st_error_t *err) {
   st_envelope_t env;
   char job_id[64];
   int rc;
@@ -176,7 +179,7 @@ static int enqueue(st_api_req_t *req, st__export_api_t *x, const char *run_id, s
   snprintf(job_id, sizeof(job_id), "export-%s", run_id);
   env.job_id = st_strdup(job_id);
   env.tenant = st_strdup(tenant_of(req));
-  env.type = st_strdup("export_json");
+  env.type = st_strdup(st_export_job_type(kind));
   env.trace = st_strdup(st_api_req_traceparent(req));
   env.attempt = 1;
   env.payload = json_pack("{s:s}", "run_id", run_id);
@@ -228,7 +231,7 @@ static int run_create(st_api_req_t *req, void *arg) {
   }
   if (!strcmp(json_string_value(json_object_get(run, "state")), "requested")) {
     if ((rc = st_export_plan_record(x->db, tenant_of(req), run_id, &plan, &err)) ||
-        (rc = enqueue(req, x, run_id, &err))) {
+        (rc = enqueue(req, x, run_id, p.kind, &err))) {
       st_error_t e2 = ST_ERROR_INIT;
       st_logkv(ST_LOG_ERROR, "export run not started", "run_id", run_id, "error",
                st_error_text(&err), NULL);

@@ -1,8 +1,9 @@
 /* cmd_ledger.c: `stella ledger import --tenant T [--batch N] [--config F] FILE|DIR...`.
  *
- * Loads OSV advisories, OpenVEX documents and policy files (the kind is detected by
- * content) into the tenant's source ledger. Directories are walked recursively for *.json
- * in byte order of their paths. Policy results files are loaded last, so a pack and the
+ * Loads OSV advisories, OpenVEX documents, policy files and Maven index files (the kind is
+ * detected by content: a Maven index starts with its header line) into the tenant's
+ * source ledger. Directories are walked recursively for *.json and *.csv in byte order of
+ * their paths; a Maven index's bad rows are printed as "reject: <file>:<line>: <reason>". Policy results files are loaded last, so a pack and the
  * results judged by it may sit in any order. Each reject is printed as
  * "reject: <file>: <reason>"; the good documents still load; exit 1 if any was rejected,
  * 2 on usage, I/O or database failure. Also st_cli_pool for the other Postgres commands. */
@@ -63,7 +64,8 @@ static int collect(const char *path, files_t *f, int top) {
     return st_cli_usage("%s: no such file or directory", path);
   if (!S_ISDIR(sb.st_mode)) {
     size_t n = strlen(path);
-    if (!top && (n < 5 || strcmp(path + n - 5, ".json") || !S_ISREG(sb.st_mode)))
+    if (!top && (n < 5 || (strcmp(path + n - 5, ".json") && strcmp(path + n - 4, ".csv")) ||
+                 !S_ISREG(sb.st_mode)))
       return 0;
     return push(f, path) ? st_cli_usage("out of memory") : 0;
   }
@@ -81,6 +83,44 @@ static int collect(const char *path, files_t *f, int top) {
   return rc;
 }
 
+typedef struct reject_ud_s {
+  const char *path;
+  int *rejects;
+} reject_ud_t;
+
+static void maven_reject(void *ud, size_t line, const st_error_t *e) {
+  reject_ud_t *r = ud;
+  fprintf(stderr, "reject: %s:%zu: %s\n", r->path, line, st_error_text(e));
+  (*r->rejects)++;
+}
+
+/* 1 if path starts with the Maven index header, 0 if not (or unreadable: the JSON path
+ * reports that). */
+static int is_maven(const char *path) {
+  char head[sizeof(ST_LEDGER_MAVEN_HEADER) + 16];
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(head, 1, sizeof(head), f) : 0;
+  if (f)
+    fclose(f);
+  return st_ledger_maven_detect(head, n);
+}
+
+static int load_maven(st_ledger_loader_t *l, const char *path, int *rejects) {
+  st_error_t err = ST_ERROR_INIT;
+  reject_ud_t ud = {path, rejects};
+  int rc = st_ledger_maven_load_file(l, path, maven_reject, &ud, NULL, &err);
+  if (rc == ST_EPARSE) {
+    fprintf(stderr, "reject: %s\n", st_error_text(&err));
+    (*rejects)++;
+    return 0;
+  }
+  if (rc) {
+    fprintf(stderr, "stella: ledger import: %s: %s\n", path, st_error_text(&err));
+    return ST_EXIT_USAGE;
+  }
+  return 0;
+}
+
 /* Load one file; in the first pass a policy results file is deferred to `later`. */
 static int load_file(st_ledger_loader_t *l, const char *path, files_t *later, int *rejects) {
   st_buf_t data = ST_BUF_INIT;
@@ -88,6 +128,8 @@ static int load_file(st_ledger_loader_t *l, const char *path, files_t *later, in
   st_error_t err = ST_ERROR_INIT;
   int rc;
 
+  if (is_maven(path))
+    return load_maven(l, path, rejects);
   if ((rc = st_cli_read_file(path, ST_LEDGER_DOC_MAX_BYTES, &data))) {
     st_buf_release(&data);
     (*rejects)++;

@@ -8,6 +8,8 @@ static const st_worker_t *const all[] = {
     &st_worker_snapshot,
     &st_worker_export_json,
     &st_worker_oci_distribute,
+    &st_worker_trivy_db,
+    &st_worker_trivy_java_db,
     NULL,
 };
 

@@ -10,6 +10,8 @@ extern const st_worker_t st_worker_probe;
 extern const st_worker_t st_worker_snapshot;
 extern const st_worker_t st_worker_export_json;
 extern const st_worker_t st_worker_oci_distribute;
+extern const st_worker_t st_worker_trivy_db;      /* workers/trivy: trivy:db runs */
+extern const st_worker_t st_worker_trivy_java_db; /* workers/trivy: trivy:java-db runs */
 
 /* NULL-terminated list of all workers. */
 const st_worker_t *const *st_workers_all(void);

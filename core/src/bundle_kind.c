@@ -33,9 +33,74 @@ static int generic_check(const json_t *metadata, const st__manifest_t *m, st_err
   return 0;
 }
 
-/* export (workers/export_json): when the adapter's fields are present they must be
- * well-formed: export_kind a known profile kind, plan_digest 64 lower-hex, counts an
- * object of non-negative integers, format "ndjson", compression none|gzip|zstd. Bundles
+/* The bundle entry for payload/oci/<rel>, or NULL. */
+static const st__bentry_t *oci_entry(const st__manifest_t *m, const char *rel) {
+  static const char pre[] = ST__BUNDLE_PAYLOAD_DIR "oci/";
+  for (size_t i = 0; i < m->n; i++)
+    if (!strncmp(m->entries[i].path, pre, sizeof(pre) - 1) &&
+        !strcmp(m->entries[i].path + sizeof(pre) - 1, rel))
+      return &m->entries[i];
+  return NULL;
+}
+
+/* The payload is exactly an OCI layout under payload/oci/ (oci-layout, index.json whose
+ * SHA-256 is ix, blobs/sha256/<hex> files whose signed SHA-256 is their name), plus the
+ * payload file `extra` when given. */
+static int layout_check(const st__manifest_t *m, const char *ix, const char *extra,
+                        st_error_t *err) {
+  static const char blobs[] = ST__BUNDLE_PAYLOAD_DIR "oci/blobs/sha256/";
+  const st__bentry_t *e;
+  char hex[ST_SHA256_HEX_LEN + 1];
+
+  if (!oci_entry(m, "oci-layout"))
+    return st_fail(err, ST_EVERIFY, "payload/oci/oci-layout is missing");
+  if (!(e = oci_entry(m, "index.json")))
+    return st_fail(err, ST_EVERIFY, "payload/oci/index.json is missing");
+  st_sha256_hex(e->sha256, hex);
+  if (strcmp(hex, ix))
+    return st_fail(err, ST_EVERIFY, "payload/oci/index.json is not metadata index_sha256");
+  for (size_t i = 0; i < m->n; i++) {
+    const char *p = m->entries[i].path;
+    if (!strcmp(p, ST__BUNDLE_PAYLOAD_DIR "oci/oci-layout") ||
+        !strcmp(p, ST__BUNDLE_PAYLOAD_DIR "oci/index.json") ||
+        (extra && !strncmp(p, ST__BUNDLE_PAYLOAD_DIR, sizeof(ST__BUNDLE_PAYLOAD_DIR) - 1) &&
+         !strcmp(p + sizeof(ST__BUNDLE_PAYLOAD_DIR) - 1, extra)))
+      continue;
+    if (strncmp(p, blobs, sizeof(blobs) - 1) || !hex64(p + sizeof(blobs) - 1))
+      return st_fail(err, ST_EVERIFY, "%.200s: not part of an OCI layout", p);
+    st_sha256_hex(m->entries[i].sha256, hex);
+    if (strcmp(hex, p + sizeof(blobs) - 1))
+      return st_fail(err, ST_EVERIFY, "%.200s holds sha256:%s", p, hex);
+  }
+  return 0;
+}
+
+/* trivy:db / trivy:java-db exports (workers/trivy): format "oci-layout", compression
+ * "gzip", index_sha256, media_type the kind's Trivy layer type, and with the manifest the
+ * payload is the OCI layout Trivy pulls (plus rejects.ndjson). */
+static int trivy_check(const json_t *metadata, const st__manifest_t *m, int java,
+                       st_error_t *err) {
+  const char *s = json_string_value(json_object_get(metadata, "format"));
+  const char *ix = json_string_value(json_object_get(metadata, "index_sha256"));
+  const char *want = java ? "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"
+                          : "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip";
+  if (!s || strcmp(s, "oci-layout"))
+    return st_fail(err, ST_EVERIFY, "metadata format: want \"oci-layout\" for a Trivy export");
+  s = json_string_value(json_object_get(metadata, "compression"));
+  if (!s || strcmp(s, "gzip"))
+    return st_fail(err, ST_EVERIFY, "metadata compression: want \"gzip\" for a Trivy export");
+  if (!hex64(ix))
+    return st_fail(err, ST_EVERIFY, "metadata index_sha256: want 64 lower-case hex digits");
+  s = json_string_value(json_object_get(metadata, "media_type"));
+  if (!s || strcmp(s, want))
+    return st_fail(err, ST_EVERIFY, "metadata media_type: want %s", want);
+  return m ? layout_check(m, ix, "rejects.ndjson", err) : 0;
+}
+
+/* export (workers/export_json, workers/trivy): when the adapter's fields are present they
+ * must be well-formed: export_kind a known profile kind, plan_digest 64 lower-hex, counts
+ * an object of non-negative integers, format "ndjson" and compression none|gzip|zstd, or
+ * for the Trivy kinds trivy_check's rules. Bundles
  * of kind export without them (hand-made ones) keep the generic rule only. */
 static int export_check(const json_t *metadata, const st__manifest_t *m, st_error_t *err) {
   static const char *const kinds_ok[] = {"json:raw", "json:policy", "mirror:full",
@@ -53,28 +118,25 @@ static int export_check(const json_t *metadata, const st__manifest_t *m, st_erro
   s = json_string_value(json_object_get(metadata, "plan_digest"));
   if (!hex64(s))
     return st_fail(err, ST_EVERIFY, "metadata plan_digest: want 64 lower-case hex digits");
-  s = json_string_value(json_object_get(metadata, "format"));
-  if (!s || strcmp(s, "ndjson"))
-    return st_fail(err, ST_EVERIFY, "metadata format: want \"ndjson\"");
-  s = json_string_value(json_object_get(metadata, "compression"));
-  if (!s || (strcmp(s, "none") && strcmp(s, "gzip") && strcmp(s, "zstd")))
-    return st_fail(err, ST_EVERIFY, "metadata compression: want none, gzip or zstd");
+  if (!strncmp(json_string_value(json_object_get(metadata, "export_kind")), "trivy:", 6)) {
+    if ((rc = trivy_check(metadata, m, !strcmp(json_string_value(json_object_get(
+                                                   metadata, "export_kind")), "trivy:java-db"),
+                          err)))
+      return rc;
+  } else {
+    s = json_string_value(json_object_get(metadata, "format"));
+    if (!s || strcmp(s, "ndjson"))
+      return st_fail(err, ST_EVERIFY, "metadata format: want \"ndjson\"");
+    s = json_string_value(json_object_get(metadata, "compression"));
+    if (!s || (strcmp(s, "none") && strcmp(s, "gzip") && strcmp(s, "zstd")))
+      return st_fail(err, ST_EVERIFY, "metadata compression: want none, gzip or zstd");
+  }
   if (!json_is_object(counts))
     return st_fail(err, ST_EVERIFY, "metadata counts: want an object");
   json_object_foreach((json_t *)counts, key, v) if (!json_is_integer(v) ||
                                                    json_integer_value(v) < 0)
       return st_fail(err, ST_EVERIFY, "metadata counts.%.64s: want a non-negative integer", key);
   return 0;
-}
-
-/* The bundle entry for payload/oci/<rel>, or NULL. */
-static const st__bentry_t *oci_entry(const st__manifest_t *m, const char *rel) {
-  static const char pre[] = ST__BUNDLE_PAYLOAD_DIR "oci/";
-  for (size_t i = 0; i < m->n; i++)
-    if (!strncmp(m->entries[i].path, pre, sizeof(pre) - 1) &&
-        !strcmp(m->entries[i].path + sizeof(pre) - 1, rel))
-      return &m->entries[i];
-  return NULL;
 }
 
 /* bootstrap (cli/cmd_bootstrap.c): an OCI image layout under payload/oci/. Metadata:
@@ -84,11 +146,8 @@ static const st__bentry_t *oci_entry(const st__manifest_t *m, const char *rel) {
  * every ref's digest is one of those blobs. Reading index.json and walking the manifests
  * is `stella bootstrap verify`'s job (it has the content). */
 static int bootstrap_check(const json_t *metadata, const st__manifest_t *m, st_error_t *err) {
-  static const char blobs[] = ST__BUNDLE_PAYLOAD_DIR "oci/blobs/sha256/";
   const json_t *refs = json_object_get(metadata, "refs"), *r;
   const char *ix = json_string_value(json_object_get(metadata, "index_sha256")), *s;
-  const st__bentry_t *e;
-  char hex[ST_SHA256_HEX_LEN + 1];
   size_t i;
   int rc = generic_check(metadata, m, err);
 
@@ -112,24 +171,8 @@ static int bootstrap_check(const json_t *metadata, const st__manifest_t *m, st_e
   }
   if (!m)
     return 0;
-  if (!oci_entry(m, "oci-layout"))
-    return st_fail(err, ST_EVERIFY, "payload/oci/oci-layout is missing");
-  if (!(e = oci_entry(m, "index.json")))
-    return st_fail(err, ST_EVERIFY, "payload/oci/index.json is missing");
-  st_sha256_hex(e->sha256, hex);
-  if (strcmp(hex, ix))
-    return st_fail(err, ST_EVERIFY, "payload/oci/index.json is not metadata index_sha256");
-  for (i = 0; i < m->n; i++) {
-    const char *p = m->entries[i].path;
-    if (!strcmp(p, ST__BUNDLE_PAYLOAD_DIR "oci/oci-layout") ||
-        !strcmp(p, ST__BUNDLE_PAYLOAD_DIR "oci/index.json"))
-      continue;
-    if (strncmp(p, blobs, sizeof(blobs) - 1) || !hex64(p + sizeof(blobs) - 1))
-      return st_fail(err, ST_EVERIFY, "%.200s: not part of an OCI layout", p);
-    st_sha256_hex(m->entries[i].sha256, hex);
-    if (strcmp(hex, p + sizeof(blobs) - 1))
-      return st_fail(err, ST_EVERIFY, "%.200s holds sha256:%s", p, hex);
-  }
+  if ((rc = layout_check(m, ix, NULL, err)))
+    return rc;
   json_array_foreach(refs, i, r) {
     const char *d = json_string_value(json_object_get(r, "digest")) + 7;
     char rel[13 + 64 + 1] = "blobs/sha256/";

@@ -19,7 +19,7 @@
 
 const char *st_ledger_kind_name(st_ledger_kind k) {
   static const char *const names[ST_LEDGER_NKINDS] = {"advisory", "vex", "policy_pack",
-                                                      "policy_result"};
+                                                      "policy_result", "maven_artifact"};
   return (unsigned)k < ST_LEDGER_NKINDS ? names[k] : "unknown";
 }
 

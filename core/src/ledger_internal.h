@@ -7,6 +7,22 @@
 
 #include "stella/ledger.h"
 
+#define ST__LEDGER_BATCH_BYTES ((size_t)32 << 20)
+
+/* A loader (ledger_load.c); the Maven queue is ledger_maven.c's. */
+struct st_ledger_loader_s {
+  st_db_pool_t *pool;
+  char tenant[ST_DB_TENANT_MAX + 1];
+  size_t batch, queued;
+  st_buf_t rows; /* "[row,row,..." while queued > 0 */
+  size_t mqueued;
+  st_buf_t maven; /* Maven rows, the same way */
+  st_ledger_stats_t stats;
+};
+
+/* Write the queued Maven rows (one tenant transaction). */
+int st__ledger_maven_flush(st_ledger_loader_t *l, st_error_t *err);
+
 /* Validators: set d->key and *row (a new object of the table columns, without "doc") from
  * the parsed document. Error messages start with the JSON path of the offending field. */
 int st__ledger_osv(const json_t *doc, st_ledger_doc_t *d, json_t **row, st_error_t *err);

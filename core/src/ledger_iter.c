@@ -2,7 +2,7 @@
  *
  * Each kind has a key tuple in byte order (COLLATE "C" columns): advisories (id), VEX
  * documents (doc_id), policy packs (name, version), policy results (pack_name,
- * pack_version, vuln_id, purl). A page is one READ ONLY tenant transaction running
+ * pack_version, vuln_id, purl), Maven rows (group_id, artifact_id, version, sha1). A page is one READ ONLY tenant transaction running
  * `... WHERE <scope> [AND (key) > (last key)] ORDER BY key LIMIT page`: keyset pagination,
  * so a page costs the same wherever it starts and rows inserted behind the cursor do not
  * shift it. The scope is compiled to SQL once: filter parameters are $1..$m, the last key
@@ -133,6 +133,7 @@ static int common(st_ledger_iter_t *it, st_buf_t *w, const st_ledger_scope_t *s,
 }
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define MAVEN_ID "m.group_id || ':' || m.artifact_id || ':' || m.version || ':' || m.sha1"
 #define RESULT_ID "r.pack_name || '@' || r.pack_version || E'\\n' || r.vuln_id || E'\\n' || r.purl"
 
 static int compile(st_ledger_iter_t *it, const st_ledger_scope_t *s, int with_docs) {
@@ -193,6 +194,19 @@ static int compile(st_ledger_iter_t *it, const st_ledger_scope_t *s, int with_do
     keys = order = "r.pack_name, r.pack_version, r.vuln_id, r.purl";
     it->nkeys = 4;
     rc = rc || common(it, &w, s, "r.evaluated_at", RESULT_ID, "r.vuln_id = ANY($%d::text[])");
+    break;
+  case ST_LEDGER_MAVEN:
+    rc = st_buf_addf(&sel, MAVEN_ID ", m.row_sha256, " TS("m.modified") ", %s",
+                     with_docs ? "jsonb_strip_nulls(jsonb_build_object('group_id', m.group_id, "
+                                 "'artifact_id', m.artifact_id, 'version', m.version, 'sha1', "
+                                 "m.sha1, 'packaging', m.packaging, 'modified', "
+                                 TS("m.modified") "))::text"
+                               : "NULL");
+    from = "ledger_maven_artifacts m";
+    keys = order = "m.group_id, m.artifact_id, m.version, m.sha1";
+    it->nkeys = 4;
+    rc = rc || common(it, &w, s, "m.modified", MAVEN_ID,
+                      "m.group_id || ':' || m.artifact_id = ANY($%d::text[])");
     break;
   default:
     rc = ST_EINVAL;

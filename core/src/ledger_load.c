@@ -8,6 +8,7 @@
  * The update's WHERE makes re-imports idempotent: only a later `modified` with a different
  * digest replaces. RETURNING (xmax = 0) tells inserts from updates.
  *
+ * Maven index rows queue the same way in their own batch (ledger_maven.c).
  * VEX documents, policy packs and policy results files are written one transaction each.
  * Transactions may be retried by st_db_tenant_tx, so each body only sets counts it
  * recomputes from scratch. */
@@ -17,15 +18,7 @@
 #include "stella/mem.h"
 
 #define BATCH_MAX 5000
-#define BATCH_BYTES ((size_t)32 << 20)
-
-struct st_ledger_loader_s {
-  st_db_pool_t *pool;
-  char tenant[ST_DB_TENANT_MAX + 1];
-  size_t batch, queued;
-  st_buf_t rows; /* "[row,row,..." while queued > 0 */
-  st_ledger_stats_t stats;
-};
+#define BATCH_BYTES ST__LEDGER_BATCH_BYTES
 
 typedef struct tx_arg_s {
   st_ledger_loader_t *l;
@@ -121,6 +114,8 @@ int st_ledger_loader_flush(st_ledger_loader_t *l, st_error_t *err) {
   tx_arg_t t = {l, NULL, NULL, 0, 0, 0};
   int rc;
 
+  if ((rc = st__ledger_maven_flush(l, err)))
+    return rc;
   if (!l->queued)
     return 0;
   if (st_buf_addc(&l->rows, ']'))
@@ -259,6 +254,7 @@ int st_ledger_loader_new(st_db_pool_t *pool, const char *tenant, size_t batch,
   strcpy(l->tenant, tenant);
   l->batch = batch ? batch : ST_LEDGER_BATCH_DEFAULT;
   st_buf_init(&l->rows, BATCH_BYTES + ST_LEDGER_DOC_MAX_BYTES * 2);
+  st_buf_init(&l->maven, BATCH_BYTES);
   *out = l;
   return 0;
 }
@@ -271,5 +267,6 @@ void st_ledger_loader_free(st_ledger_loader_t *l) {
   if (!l)
     return;
   st_buf_release(&l->rows);
+  st_buf_release(&l->maven);
   st_free(l);
 }

@@ -7,7 +7,8 @@
  * entry, stray file each fail with their own reason. Proofs: pass, tampered content,
  * index, key, private subjects. Spec errors name what is wrong. Timestamps are covered
  * against a real TSA in tests/e2e/bundle_interop.sh; every-byte tampering in
- * test_bundle_tamper.c. Kind bootstrap: metadata shape at seal, payload layout rules at verify. */
+ * test_bundle_tamper.c. Kind bootstrap: metadata shape at seal, payload layout rules at verify;
+ * the same layout rules for Trivy exports (kind export, export_kind trivy:*). */
 #include "st_test.h"
 
 #include <dirent.h>
@@ -509,15 +510,15 @@ static void export_kind_rules(void **state) {
  * an OCI layout whose blob names are their signed digests and hold every ref. */
 #define SHA_EMPTY_OBJ "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 #define SHA_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-static void bootstrap_pack(const char *blob_content, const char *extra, const char *meta_text,
-                           const char *want_fail) {
+static void layout_pack(const char *kind, const char *blob_content, const char *extra,
+                        const char *meta_text, const char *want_fail) {
   st_bundle_input_t in[4] = {
       {"oci/oci-layout", ST_BUNDLE_SRC_MEM, NULL, "{\"imageLayoutVersion\":\"1.0.0\"}", 30, NULL},
       {"oci/index.json", ST_BUNDLE_SRC_MEM, NULL, "{}", 2, NULL},
       {"oci/blobs/sha256/" SHA_ABC, ST_BUNDLE_SRC_MEM, NULL, blob_content, 3, NULL},
       {extra, ST_BUNDLE_SRC_MEM, NULL, "x", 1, NULL},
   };
-  st_bundle_spec_t spec = {"bootstrap", NULL, "t", CREATED, NULL, in, extra ? 4 : 3, 0, NULL};
+  st_bundle_spec_t spec = {kind, NULL, "t", CREATED, NULL, in, extra ? 4 : 3, 0, NULL};
   st_buf_t tgz = ST_BUF_INIT;
   st_bundle_report_t rep;
   st_error_t err = ST_ERROR_INIT;
@@ -537,6 +538,35 @@ static void bootstrap_pack(const char *blob_content, const char *extra, const ch
   json_decref(meta);
   st_buf_release(&tgz);
   unlink(path_in("boot.tgz"));
+}
+
+static void bootstrap_pack(const char *blob_content, const char *extra, const char *meta_text,
+                           const char *want_fail) {
+  layout_pack("bootstrap", blob_content, extra, meta_text, want_fail);
+}
+
+/* Kind export with a Trivy export_kind (workers/trivy): an OCI layout payload (plus
+ * rejects.ndjson), gzip, the kind's Trivy layer media type. */
+#define TRIVY_META(kind, fmt, mt)                                                          \
+  "{\"export_kind\":\"" kind "\",\"plan_digest\":\"" DIGEST64 "\",\"format\":\"" fmt "\","      \
+  "\"compression\":\"gzip\",\"counts\":{\"documents\":1},\"index_sha256\":\"" SHA_EMPTY_OBJ "\","  \
+  "\"media_type\":\"application/vnd.aquasec." mt ".layer.v1.tar+gzip\"}"
+static void trivy_export_kind_rules(void **state) {
+  static const char *const bad[][2] = {
+      {TRIVY_META("trivy:db", "ndjson", "trivy.db"), "oci-layout"},
+      {TRIVY_META("trivy:db", "oci-layout", "trivy.javadb"), "media_type"},
+      {TRIVY_META("trivy:java-db", "oci-layout", "trivy.db"), "media_type"},
+  };
+  st_bundle_spec_t spec = {"export", NULL, "t", CREATED, NULL, small_inputs, 1, 0, NULL};
+  (void)state;
+  seal_refused(&spec, bad, sizeof(bad) / sizeof(bad[0]));
+  layout_pack("export", "abc", NULL, TRIVY_META("trivy:db", "oci-layout", "trivy.db"), NULL);
+  layout_pack("export", "abc", "rejects.ndjson",
+              TRIVY_META("trivy:java-db", "oci-layout", "trivy.javadb"), NULL);
+  layout_pack("export", "abc", "trivy.db", TRIVY_META("trivy:db", "oci-layout", "trivy.db"),
+              "not part of an OCI layout");
+  layout_pack("export", "abd", NULL, TRIVY_META("trivy:db", "oci-layout", "trivy.db"),
+              "holds sha256:");
 }
 
 static void bootstrap_kind_rules(void **state) {
@@ -570,6 +600,7 @@ static void bootstrap_kind_rules(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bootstrap_kind_rules),
+      cmocka_unit_test(trivy_export_kind_rules),
       cmocka_unit_test(export_kind_rules),
       cmocka_unit_test(seal_and_verify),
       cmocka_unit_test(determinism),

@@ -3,7 +3,8 @@
  * digested list of inputs), and runs (create, record the plan into export_inputs).
  *
  * Filters (a profile's `filters` object; every error names its field, `filters.<field>`):
- *   sources      ["advisories", "vex", "policy"] (default all; "policy" = packs + results)
+ *   sources      ["advisories", "vex", "policy", "maven"] (default all but maven; "policy" =
+ *                packs + results; what a profile kind reads: st_export_kind_sources)
  *   ecosystems   OSV ecosystem names (advisories only)
  *   severities   none|low|medium|high|critical (advisories only)
  *   modified_since, modified_until   RFC 3339, inclusive, since <= until
@@ -87,6 +88,12 @@ int st_export_profile_delete(st_db_pool_t *pool, const char *tenant, const char 
 #define ST_EXPORT_SRC_ADVISORIES (1u << ST_LEDGER_ADVISORY)
 #define ST_EXPORT_SRC_VEX (1u << ST_LEDGER_VEX)
 #define ST_EXPORT_SRC_POLICY ((1u << ST_LEDGER_POLICY_PACK) | (1u << ST_LEDGER_POLICY_RESULT))
+#define ST_EXPORT_SRC_MAVEN (1u << ST_LEDGER_MAVEN)
+
+/* The ledger kinds a run of profile kind `kind` reads, given the filters' sources:
+ * trivy:db reads advisories only, trivy:java-db the Maven index only (whatever sources
+ * say), every other kind its sources without the Maven index. */
+unsigned st_export_kind_sources(const char *kind, unsigned sources);
 
 typedef struct st_export_filters_s {
   unsigned sources;        /* bits 1u << st_ledger_kind */

@@ -97,9 +97,11 @@ static int sources(const json_t *f, unsigned *out, st_error_t *err) {
       *out |= ST_EXPORT_SRC_VEX;
     else if (s && !strcmp(s, "policy"))
       *out |= ST_EXPORT_SRC_POLICY;
+    else if (s && !strcmp(s, "maven"))
+      *out |= ST_EXPORT_SRC_MAVEN;
     else
       return st_fail(err, ST_EINVAL, "filters.sources[%zu]: expected one of advisories, vex, "
-                     "policy", i);
+                     "policy, maven", i);
   }
   return 0;
 }
@@ -198,6 +200,14 @@ done:
   if (rc)
     st_export_filters_release(out);
   return rc;
+}
+
+unsigned st_export_kind_sources(const char *kind, unsigned sources) {
+  if (kind && !strcmp(kind, "trivy:db"))
+    return ST_EXPORT_SRC_ADVISORIES;
+  if (kind && !strcmp(kind, "trivy:java-db"))
+    return ST_EXPORT_SRC_MAVEN;
+  return sources & ~ST_EXPORT_SRC_MAVEN;
 }
 
 void st_export_filters_release(st_export_filters_t *f) {

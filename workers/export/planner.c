@@ -183,7 +183,7 @@ int st_export_plan_build(st_db_pool_t *pool, const char *tenant,
     }
     for (int k = 0; k < ST_LEDGER_NKINDS; k++) {
       const st_ledger_item_t *item;
-      if (!(f.sources & (1u << k)))
+      if (!(st_export_kind_sources(profile->kind, f.sources) & (1u << k)))
         continue;
       if ((rc = st_ledger_iter_new(pool, out->tenants[t], (st_ledger_kind)k, &f.scope, 0, 0,
                                    &it, err)))

@@ -19,8 +19,9 @@
 #include "stella/json.h"
 #include "stella/mem.h"
 
-static const char *const raw_names[ST_LEDGER_NKINDS] = {"advisories", "vex", "policy_packs",
-                                                        "policy_results"};
+/* The JSON kinds never read the Maven index (st_export_kind_sources). */
+static const char *const raw_names[ST_LEDGER_MAVEN] = {"advisories", "vex", "policy_packs",
+                                                       "policy_results"};
 
 #define ZSTD_LEVEL 3
 
@@ -244,15 +245,11 @@ static int finding(st__xbuild_t *b, json_t *res, st_buf_t *line, st_error_t *err
 /* One ledger item, which must be plan input number b->next. */
 static int item(st__xbuild_t *b, const char *tenant, const st_ledger_item_t *it, st_buf_t *line,
                 st_error_t *err) {
-  const st_export_input_t *in = b->next < b->plan.n ? &b->plan.inputs[b->next] : NULL;
   json_t *doc = NULL;
   int rc = 0;
 
-  if (!in || in->kind != it->kind || strcmp(in->tenant, tenant) || strcmp(in->id, it->id) ||
-      strcmp(in->digest, it->digest))
-    return st_fail(err, ST_ECONFLICT, "export: the ledger changed since the run was planned "
-                   "(%s %s of tenant %s)", st_ledger_kind_name(it->kind), it->id, tenant);
-  b->next++;
+  if ((rc = st_export_plan_expect(&b->plan, &b->next, tenant, it, err)))
+    return rc;
   if (it->modified && strlen(it->modified) >= 19 && strncmp(it->modified, b->created, 19) > 0) {
     memcpy(b->created, it->modified, 19);
     memcpy(b->created + 19, "Z", 2);
@@ -278,30 +275,6 @@ static int item(st__xbuild_t *b, const char *tenant, const st_ledger_item_t *it,
   return rc;
 }
 
-/* Poll the cancel flag each document and the run's state every poll_every documents. */
-static int check_cancel(st__xbuild_t *b, st_error_t *err) {
-  char state[32];
-  int rc;
-  if (b->env->cancel && atomic_load(b->env->cancel))
-    return st_fail(err, ST_ECANCELED, "export run %s: cancelled", b->run_id);
-  if (++b->since_poll < (b->env->poll_every ? b->env->poll_every : 1000))
-    return 0;
-  b->since_poll = 0;
-  if ((rc = st_export_run_state(b->env->db, b->tenant, b->run_id, state, sizeof(state), err)))
-    return rc;
-  if (strcmp(state, "running"))
-    return st_fail(err, ST_ECANCELED, "export run %s: %s", b->run_id, state);
-  if (b->env->progress)
-    b->env->progress(b->env->ud, b->plan.n ? (double)b->next / (double)b->plan.n : 1,
-                     "documents");
-  rc = st_export_run_progress(b->env->db, b->tenant, b->run_id,
-                              0.95 * (double)b->next / (double)b->plan.n, "documents", err);
-  /* refused: the run left `running` (cancelled) since the poll */
-  return rc == ST_ECONFLICT ? st_fail(err, ST_ECANCELED, "export run %s: %s", b->run_id,
-                                      st_error_text(err))
-                            : rc;
-}
-
 int st__xbuild_documents(st__xbuild_t *b, st_error_t *err) {
   st_export_filters_t f;
   st_ledger_iter_t *it = NULL;
@@ -319,20 +292,22 @@ int st__xbuild_documents(st__xbuild_t *b, st_error_t *err) {
     else if (!(rc = out_open(&b->outs[0], b->dir, "findings", comp, err)))
       rc = out_open(&b->outs[1], b->dir, "policy_packs", comp, err);
   } else {
-    b->nouts = ST_LEDGER_NKINDS;
-    for (int k = 0; k < ST_LEDGER_NKINDS && !rc; k++)
+    b->nouts = ST_LEDGER_MAVEN;
+    for (int k = 0; k < ST_LEDGER_MAVEN && !rc; k++)
       rc = out_open(&b->outs[k], b->dir, raw_names[k], comp, err);
   }
   for (size_t t = 0; t < b->plan.ntenants && !rc; t++) {
     for (int k = 0; k < ST_LEDGER_NKINDS && !rc; k++) {
       const st_ledger_item_t *li;
-      if (!(f.sources & (1u << k)))
+      if (!(st_export_kind_sources(b->prof.kind, f.sources) & (1u << k)))
         continue;
       if ((rc = st_ledger_iter_new(b->env->db, b->plan.tenants[t], (st_ledger_kind)k, &f.scope,
                                    1, 0, &it, err)))
         break;
       while ((rc = st_ledger_iter_next(it, &li, err)) == 1)
-        if ((rc = check_cancel(b, err)) || (rc = item(b, b->plan.tenants[t], li, &line, err)))
+        if ((rc = st_export_poll(b->env, b->tenant, b->run_id, &b->since_poll, b->next,
+                                 b->plan.n, err)) ||
+            (rc = item(b, b->plan.tenants[t], li, &line, err)))
           break;
       st_ledger_iter_free(it);
       it = NULL;

@@ -14,7 +14,7 @@
  *
  * Beside the bundle (same key + suffix) the adapter publishes `<bundle>.dsse.json`, a
  * DSSE envelope over an in-toto Statement whose subject is the .tgz itself, and
- * `<bundle>.sig`, the raw signature of the .tgz's 32-byte SHA-256 digest. Files are
+ * `<bundle>.sig`, the raw signature of the .tgz's 32-byte SHA-256 digest (adapter.h). Files are
  * written to a private temporary directory and stored only when complete; a cancelled or
  * failed run stores nothing (and removes what it stored if cancelled while storing).
  *
@@ -26,26 +26,10 @@
 #ifndef STELLA_WORKERS_EXPORT_JSON_H
 #define STELLA_WORKERS_EXPORT_JSON_H
 
-#include <stdatomic.h>
+#include "export/adapter.h"
 
-#include "stella/db.h"
-#include "stella/err.h"
-#include "stella/keys.h"
-#include "stella/objstore.h"
-#include "stella/tsa.h"
-
-typedef struct st_export_json_env_s {
-  st_db_pool_t *db;
-  st_objstore_t *store;
-  st_signer_t *signer;
-  const st_tsa_opts_t *tsa; /* NULL = no timestamp */
-  const char *tmp_dir;      /* where the private temporary directory is made */
-  atomic_int *cancel;       /* non-zero = stop (may be NULL) */
-  /* called between documents (may be NULL) */
-  void (*progress)(void *ud, double fraction, const char *note);
-  void *ud;
-  unsigned poll_every;      /* documents between checks of the run's state; 0 = 1000 */
-} st_export_json_env_t;
+/* The run's environment (adapter.h). */
+typedef st_export_env_t st_export_json_env_t;
 
 /* Build run_id of tenant: plan (or check the recorded plan), build, seal, store, and move
  * the run through planning, running, built and distributed. A run already built or

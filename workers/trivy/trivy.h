@@ -137,4 +137,25 @@ int st_trivy_java_db_add_csv(st_trivy_java_db_t *b, const char *path,
 int st_trivy_oci_layout(const char *tarball, const char *layer_media_type, const char *tag,
                         const char *out_dir, char digest[72], st_error_t *err) ST_MUST_CHECK;
 
+/* The same layout written as a directory (out_dir, may be NULL) and/or as an oci-archive
+ * tar (archive, may be NULL; every header's mtime = mtime), e.g. for the OCI distributor
+ * (`oci_distribute` with "layout"). */
+int st_trivy_oci_write(const char *tarball, const char *layer_media_type, const char *tag,
+                       const char *out_dir, const char *archive, int64_t mtime,
+                       char digest[72], st_error_t *err) ST_MUST_CHECK;
+
+/* ---- Export Center runs (trivy_export.c; job types trivy_db, trivy_java_db) ---- */
+
+struct st_export_env_s;
+/* Build export run run_id of tenant (profile kind trivy:db or trivy:java-db; docs/trivy.md,
+ * "Export profiles"): plan (or check the recorded plan), feed the ledger's advisories or
+ * Maven rows to the builder (a rejected document is logged, listed in the bundle's
+ * rejects.ndjson and skipped), write the OCI layout, seal it as an export bundle, publish
+ * export.tgz with its detached signature files and the oci-archive `<db|java-db>.oci.tar`,
+ * and move the run to built and distributed. A re-delivered job of a built run only
+ * distributes. Errors: ST_ECANCELED, ST_ECONFLICT (the ledger changed since planning),
+ * ST_EUNSUPPORTED (another profile kind), export.h's, bundle.h's, the builders'. */
+int st_trivy_export_run(const struct st_export_env_s *env, const char *tenant,
+                        const char *run_id, st_error_t *err) ST_MUST_CHECK;
+
 #endif

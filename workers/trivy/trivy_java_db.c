@@ -10,17 +10,15 @@
  * then inserted in (group, artifact, version, sha1) order, so artifact ids and page
  * contents depend only on the set of rows. Page size 4096, rollback journal off while
  * building (the file is private until renamed; never WAL), VACUUM last. */
-#include <ctype.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "stella/ledger.h"
 #include "stella/mem.h"
 #include "trivy_internal.h"
-
-#define LINE_MAX_BYTES 4096
 
 struct st_trivy_java_db_s {
   char *dir, *tmp_path;
@@ -32,39 +30,10 @@ struct st_trivy_java_db_s {
   uint64_t rows;
 };
 
-static int coord_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 256)
-    return 0;
-  for (; *s; s++)
-    if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
-      return 0;
-  return 1;
-}
-
-static int version_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 128)
-    return 0;
-  for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == ',')
-      return 0;
-  return 1;
-}
-
 int st_trivy_maven_row_check(const st_trivy_maven_row_t *r, st_error_t *err) {
-  if (!coord_ok(r->group_id))
-    return st_fail(err, ST_EINVAL, "group_id: expected 1..256 bytes of [A-Za-z0-9._-]");
-  if (!coord_ok(r->artifact_id))
-    return st_fail(err, ST_EINVAL, "artifact_id: expected 1..256 bytes of [A-Za-z0-9._-]");
-  if (!version_ok(r->version))
-    return st_fail(err, ST_EINVAL, "version: expected 1..128 printable bytes without spaces "
-                   "or commas");
-  if (!r->sha1 || strlen(r->sha1) != 40 || strspn(r->sha1, "0123456789abcdefABCDEF") != 40)
-    return st_fail(err, ST_EINVAL, "sha1: expected 40 hex digits");
-  if (!r->archive_type || (strcmp(r->archive_type, "jar") && strcmp(r->archive_type, "aar")))
-    return st_fail(err, ST_EINVAL, "archive_type: expected \"jar\" or \"aar\"");
-  return 0;
+  st_ledger_maven_row_t lr = {r->group_id, r->artifact_id, r->version, r->sha1,
+                              r->archive_type, NULL};
+  return st_ledger_maven_check(&lr, err);
 }
 
 static int sql_fail(st_trivy_java_db_t *b, st_error_t *err, const char *what) {
@@ -242,59 +211,47 @@ void st_trivy_java_db_free(st_trivy_java_db_t *b) {
   st_free(b);
 }
 
-/* ---- the CSV index format ---- */
-
-static char *field(char **p) {
-  char *s = *p, *c = s ? strchr(s, ',') : NULL;
-  if (c) {
-    *c = '\0';
-    *p = c + 1;
-  } else {
-    *p = NULL;
-  }
-  return s;
-}
+/* ---- the Maven index file (ledger.h) ---- */
 
 int st_trivy_java_db_add_csv(st_trivy_java_db_t *b, const char *path,
                              void (*on_reject)(void *ud, size_t line, const st_error_t *e),
                              void *ud, uint64_t *added, uint64_t *rejected, st_error_t *err) {
-  static const char header[] = "group_id,artifact_id,version,sha1,archive_type";
   FILE *f = fopen(path, "r");
   char *line = NULL;
   size_t cap = 0, no = 0;
   ssize_t n;
-  int rc = 0;
+  int rc = 0, mod = 0;
 
   *added = *rejected = 0;
   if (!f)
     return st_fail(err, ST_EIO, "%s: %s", path, strerror(errno));
   while ((n = getline(&line, &cap, f)) >= 0) {
     st_trivy_maven_row_t r;
+    st_ledger_maven_row_t lr;
     st_error_t e = ST_ERROR_INIT;
-    char *p = line;
     no++;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
       line[--n] = '\0';
     if (no == 1) {
-      if (strcmp(line, header)) {
-        rc = st_fail(err, ST_EPARSE, "%s: line 1: expected the header \"%s\"", path, header);
+      if (!st_ledger_maven_detect(line, (size_t)n)) {
+        rc = st_fail(err, ST_EPARSE, "%s: line 1: expected the header \"%s[,modified]\"",
+                     path, ST_LEDGER_MAVEN_HEADER);
         goto done;
       }
+      mod = strchr(line + sizeof(ST_LEDGER_MAVEN_HEADER) - 1, ',') != NULL;
       continue;
     }
     if (n == 0)
       continue;
-    if (n > LINE_MAX_BYTES) {
-      st_fail(&e, ST_ETOOBIG, "line over %d bytes", LINE_MAX_BYTES);
-    } else {
-      r.group_id = field(&p);
-      r.artifact_id = field(&p);
-      r.version = field(&p);
-      r.sha1 = field(&p);
-      r.archive_type = field(&p);
-      if (!r.archive_type || p)
-        st_fail(&e, ST_EINVAL, "expected 5 comma-separated fields");
-      else if ((rc = st_trivy_java_db_add(b, &r, NULL, &e)) && b->failed) {
+    if (n > ST_LEDGER_MAVEN_LINE_MAX) {
+      st_fail(&e, ST_ETOOBIG, "line over %d bytes", ST_LEDGER_MAVEN_LINE_MAX);
+    } else if (strlen(line) != (size_t)n) {
+      st_fail(&e, ST_EINVAL, "a NUL byte in the line");
+    } else if (!st_ledger_maven_parse_line(line, mod, &lr, &e)) {
+      r = (st_trivy_maven_row_t){lr.group_id, lr.artifact_id, lr.version, lr.sha1,
+                                 lr.packaging};
+      if ((rc = st_trivy_java_db_add(b, &r, lr.modified && *lr.modified ? lr.modified : NULL,
+                                     &e)) && b->failed) {
         *err = e;
         goto done;
       }
@@ -311,7 +268,8 @@ int st_trivy_java_db_add_csv(st_trivy_java_db_t *b, const char *path,
   if (ferror(f))
     rc = st_fail(err, ST_EIO, "%s: %s", path, strerror(errno));
   else if (no == 0)
-    rc = st_fail(err, ST_EPARSE, "%s: empty: expected the header \"%s\"", path, header);
+    rc = st_fail(err, ST_EPARSE, "%s: empty: expected the header \"%s[,modified]\"", path,
+                 ST_LEDGER_MAVEN_HEADER);
 done:
   free(line);
   fclose(f);

@@ -11,6 +11,12 @@
 
 int st_trivy_oci_layout(const char *tarball, const char *layer_media_type, const char *tag,
                         const char *out_dir, char digest[72], st_error_t *err) {
+  return st_trivy_oci_write(tarball, layer_media_type, tag, out_dir, NULL, 0, digest, err);
+}
+
+int st_trivy_oci_write(const char *tarball, const char *layer_media_type, const char *tag,
+                       const char *out_dir, const char *archive, int64_t mtime,
+                       char digest[72], st_error_t *err) {
   st_oci_layout_t *l = NULL;
   st_oci_desc_t config = {0}, layer = {0}, man = {0};
   char *copy = st_strdup(tarball);
@@ -29,7 +35,8 @@ int st_trivy_oci_layout(const char *tarball, const char *layer_media_type, const
                            .layers = &layer, .nlayers = 1};
     if ((rc = st_oci_layout_add_manifest(l, &m, &man, err)) ||
         (rc = st_oci_layout_tag(l, &man, tag, err)) ||
-        (rc = st_oci_layout_write_dir(l, out_dir, err)))
+        (out_dir && (rc = st_oci_layout_write_dir(l, out_dir, err))) ||
+        (archive && (rc = st_oci_layout_write_tar(l, archive, mtime, err))))
       goto done;
   }
   memcpy(digest, man.digest, ST_OCI_DIGEST_LEN + 1);

@@ -1,6 +1,7 @@
 /* ledger.h: the source ledger, what exports read: OSV advisories, OpenVEX documents,
- * policy packs and policy evaluation results (tables of schemas/postgres/0030_ledger.sql;
- * this module is the only one with SQL on them).
+ * policy packs and policy evaluation results (tables of schemas/postgres/0030_ledger.sql),
+ * and the Maven artifact index (0060_ledger_maven.sql); this module is the only one with
+ * SQL on them.
  *
  * Three parts:
  *   - st_ledger_doc_parse: detect a JSON document's kind by content and validate it
@@ -39,10 +40,12 @@ typedef enum st_ledger_kind {
   ST_LEDGER_VEX = 1,          /* OpenVEX document */
   ST_LEDGER_POLICY_PACK = 2,  /* stella.policy-pack/v1 */
   ST_LEDGER_POLICY_RESULT = 3, /* stella.policy-results/v1 (a file of many results) */
-  ST_LEDGER_NKINDS = 4
+  ST_LEDGER_MAVEN = 4,        /* a Maven index file row (group, artifact, version, sha1) */
+  ST_LEDGER_NKINDS = 5
 } st_ledger_kind;
 
-/* "advisory", "vex", "policy_pack", "policy_result" (the export_source_kind labels). */
+/* "advisory", "vex", "policy_pack", "policy_result", "maven_artifact" (the
+ * export_source_kind labels). */
 const char *st_ledger_kind_name(st_ledger_kind k);
 
 #define ST_LEDGER_DOC_MAX_BYTES ((size_t)16 << 20)
@@ -103,15 +106,53 @@ const st_ledger_stats_t *st_ledger_loader_stats(const st_ledger_loader_t *l);
 /* Free the loader; queued documents not flushed are dropped. NULL is a no-op. */
 void st_ledger_loader_free(st_ledger_loader_t *l);
 
+/* ---- Maven artifact index (ledger_maven.c) ----
+ * A Maven index file (docs/trivy.md) is text: the header line ST_LEDGER_MAVEN_HEADER,
+ * optionally followed by ",modified", then one row per line
+ * `group_id,artifact_id,version,sha1,archive_type[,modified]` (LF or CRLF; empty lines
+ * skipped; at most ST_LEDGER_MAVEN_LINE_MAX bytes a line). Fields: group and artifact
+ * 1..256 bytes of [A-Za-z0-9._-]; version 1..128 printable ASCII bytes without spaces or
+ * commas; sha1 40 hex digits (stored lower-case); archive_type (the packaging) "jar" or
+ * "aar"; modified an RFC 3339 time or empty. Rows are queued and written in batched
+ * multi-row upserts keyed by (group, artifact, version, sha1): the same row again changes
+ * nothing, another packaging or a later modified replaces it. */
+
+#define ST_LEDGER_MAVEN_HEADER "group_id,artifact_id,version,sha1,archive_type"
+#define ST_LEDGER_MAVEN_LINE_MAX 4096
+
+typedef struct st_ledger_maven_row_s {
+  const char *group_id, *artifact_id, *version, *sha1, *packaging;
+  const char *modified; /* NULL or "" = none */
+} st_ledger_maven_row_t;
+
+/* Check a row; the error names the field. */
+int st_ledger_maven_check(const st_ledger_maven_row_t *r, st_error_t *err) ST_MUST_CHECK;
+/* Whether text (a file's first bytes) starts with the Maven index header line. */
+int st_ledger_maven_detect(const char *text, size_t len);
+/* Split one line (no newline; modified in place, fields point into it) into *out and
+ * check it. with_modified: the header named the sixth column. */
+int st_ledger_maven_parse_line(char *line, int with_modified, st_ledger_maven_row_t *out,
+                               st_error_t *err) ST_MUST_CHECK;
+/* Queue one row (copied); written by st_ledger_loader_flush or when a batch fills. */
+int st_ledger_loader_add_maven(st_ledger_loader_t *l, const st_ledger_maven_row_t *r,
+                               st_error_t *err) ST_MUST_CHECK;
+/* Load a Maven index file: every good row is queued, every bad one passed to on_reject
+ * (line number, reason) and skipped. ST_EPARSE if the header is missing, ST_EIO, or a
+ * loader failure (stop). *rejected counts rejected rows (may be NULL). */
+int st_ledger_maven_load_file(st_ledger_loader_t *l, const char *path,
+                              void (*on_reject)(void *ud, size_t line, const st_error_t *e),
+                              void *ud, long long *rejected, st_error_t *err) ST_MUST_CHECK;
+
 /* ---- Reading ---- */
 
 /* What to read. Arrays may be NULL with n = 0 (no restriction). Times are RFC 3339.
  *   ecosystems, severities: advisories only (ecosystem names as given or their base
  *     names: "Debian" matches "Debian:12");
- *   since/until: inclusive bounds on advisories' modified, VEX documents' last update and
- *     policy results' evaluated_at;
+ *   since/until: inclusive bounds on advisories' modified, VEX documents' last update,
+ *     policy results' evaluated_at and Maven rows' modified (rows without one are out);
  *   ids: advisory ids or aliases; VEX documents with a statement about one of them; policy
- *     results for one of them (and the packs those results reference);
+ *     results for one of them (and the packs those results reference); Maven rows whose
+ *     "group:artifact" is one of them;
  *   sample_rate in (0, 1]: keep an item iff st_ledger_sample_keep(seed, id, rate). */
 typedef struct st_ledger_scope_s {
   const char *const *ecosystems;
@@ -131,10 +172,12 @@ int st_ledger_sample_keep(const char *seed, const char *id, double rate);
 
 typedef struct st_ledger_item_s {
   st_ledger_kind kind;
-  const char *id;       /* advisory id; VEX @id; "name@version"; "name@version\nvuln\npurl" */
-  const char *digest;   /* doc_sha256 (row_sha256 for a policy result) */
+  const char *id;       /* advisory id; VEX @id; "name@version"; "name@version\nvuln\npurl";
+                         * "group:artifact:version:sha1" */
+  const char *digest;   /* doc_sha256 (row_sha256 for a policy result or Maven row) */
   const char *modified; /* RFC 3339 in UTC, as the database prints it ("...+00") */
-  const char *doc;      /* JSON text when the iterator reads documents, else NULL */
+  const char *doc;      /* JSON text when the iterator reads documents, else NULL (a Maven
+                         * row: {group_id, artifact_id, version, sha1, packaging, modified}) */
 } st_ledger_item_t;
 
 typedef struct st_ledger_iter_s st_ledger_iter_t;
