@@ -26,7 +26,7 @@
 #include "stella/db.h"
 #include "stella/mem.h"
 #include "timeline/timeline_query.h"
-#include "timeline/timeline_worker.h"
+#include "timeline/timeline_redis.h"
 #include "transport.h"
 
 typedef struct opts_s {
@@ -113,13 +113,13 @@ static int do_query(st_db_pool_t *pool, const st_config_t *cfg, opts_t *o) {
     put(doc, "next_cursor", page.next_cursor);
     print_json(doc);
   } else {
-    printf("%-27s  %-24s  %-28s  %-24s  %s\n", "OCCURRED_AT", "TYPE", "EVENT_ID", "SUBJECT",
-           "SOURCE");
+    printf("%-27s  %-24s  %-28s  %-24s  %-4s  %s\n", "OCCURRED_AT", "TYPE", "EVENT_ID",
+           "SUBJECT", "HOLD", "SOURCE");
     for (size_t i = 0; i < page.n; i++) {
       const st_tl_row_t *r = &page.rows[i];
-      printf("%-27s  %-24s  %-28s  %-24s  %s#%llu-%llu\n", r->occurred_at, r->type,
-             r->event_id, r->subject ? r->subject : "-", r->source,
-             (unsigned long long)r->seq, (unsigned long long)r->seq_minor);
+      printf("%-27s  %-24s  %-28s  %-24s  %-4s  %s#%llu-%llu\n", r->occurred_at, r->type,
+             r->event_id, r->subject ? r->subject : "-", r->legal_hold ? "yes" : "-",
+             r->source, (unsigned long long)r->seq, (unsigned long long)r->seq_minor);
     }
     if (page.next_cursor)
       printf("next: --cursor %s\n", page.next_cursor);
@@ -169,40 +169,16 @@ static int do_evidence(st_db_pool_t *pool, opts_t *o) {
   return ST_EXIT_OK;
 }
 
-/* Settle each entry by its outcome: ack stored/duplicate (one XACK), dead-letter poison. */
-static int settle(redisContext *rc, const opts_t *o, const st_events_batch_t *b,
-                  const st_tl_result_t *res, st_error_t *err) {
-  const char **ids = st_calloc(b->n ? b->n : 1, sizeof(*ids));
-  size_t nack = 0;
-  int r = 0;
-
-  if (!ids)
-    return st_fail(err, ST_ENOMEM, "out of memory");
-  for (size_t i = 0; i < b->n && !r; i++) {
-    if (res[i].outcome == ST_TL_STORED || res[i].outcome == ST_TL_DUPLICATE)
-      ids[nack++] = b->entries[i].id;
-    else if (res[i].outcome == ST_TL_POISON)
-      r = st_events_dead_letter(rc, ST_DLQ_STREAM, o->stream, o->group, &b->entries[i],
-                                res[i].reason ? res[i].reason : "poison", err);
-  }
-  if (!r)
-    r = st_events_ack(rc, o->stream, o->group, ids, nack, err);
-  st_free(ids);
-  return r;
-}
-
 /* Reads before connecting to Postgres: with the database down the batch stays pending in
  * the group (delivered, unacked) and the next run re-reads it. */
 static int do_ingest(const st_config_t *cfg, opts_t *o) {
   st_db_pool_t *pool = NULL;
   redisContext *rc = NULL;
   st_events_batch_t b = {0};
-  st_tl_raw_t *raw = NULL;
   st_tl_result_t *res = NULL;
   st_tl_metrics_t m = {0};
   st_error_t err = ST_ERROR_INIT, ierr = ST_ERROR_INIT;
-  char source[ST_TL_SOURCE_MAX + 1];
-  int ret = ST_EXIT_FAIL, irc = 0;
+  int ret = ST_EXIT_FAIL;
 
   if (!o->once)
     return st_cli_usage("timeline ingest: only --once is supported (stellad ingests "
@@ -211,7 +187,7 @@ static int do_ingest(const st_config_t *cfg, opts_t *o) {
     o->count = o->count ? -1 : 500;
   if (o->count < 0)
     return st_cli_usage("timeline ingest: --count must be 1..%d", ST_TL_BATCH_MAX);
-  if (snprintf(source, sizeof(source), "redis:%s", o->stream) >= (int)sizeof(source))
+  if (strlen(o->stream) > ST_TL_SOURCE_MAX - strlen("redis:"))
     return st_cli_usage("timeline ingest: stream name too long");
   if (st_events_connect(st_config_str(cfg, "redis_url"), &rc, &err) ||
       st_events_group_create(rc, o->stream, o->group, &err) ||
@@ -223,23 +199,13 @@ static int do_ingest(const st_config_t *cfg, opts_t *o) {
   if (b.n && st_db_pool_new(st_config_str(cfg, "pg_url"), 1, &pool, &err))
     goto fail;
   if (b.n) {
-    if (!(raw = st_calloc(b.n, sizeof(*raw))) || !(res = st_calloc(b.n, sizeof(*res)))) {
+    st_tl_redis_dest_t d = {o->stream, o->group, ST_DLQ_STREAM};
+    size_t dead = 0;
+    if (!(res = st_calloc(b.n, sizeof(*res)))) {
       st_fail(&err, ST_ENOMEM, "out of memory");
       goto fail;
     }
-    for (size_t i = 0; i < b.n; i++) {
-      const st_events_entry_t *e = &b.entries[i];
-      raw[i].source = source;
-      if (st_tl_stream_id_parse(e->id, &raw[i].seq, &raw[i].seq_minor) || e->oversized) {
-        raw[i].body = NULL; /* decodes as poison: "empty body" */
-      } else {
-        raw[i].body = e->event;
-        raw[i].body_len = e->event_len;
-      }
-      raw[i].event_id = e->event_id, raw[i].tenant = e->tenant, raw[i].type = e->type;
-    }
-    irc = st_tl_ingest_batch(pool, raw, b.n, res, &m, &ierr);
-    if (settle(rc, o, &b, res, &err))
+    if (st_tl_redis_ingest(rc, pool, &d, &b, res, &m, &dead, &ierr, &err))
       goto fail;
   }
   printf("{\"read\":%zu,\"stored\":%llu,\"duplicates\":%llu,\"poison\":%llu,\"retry\":%llu}\n",
@@ -249,7 +215,7 @@ static int do_ingest(const st_config_t *cfg, opts_t *o) {
     if (res[i].reason)
       fprintf(stderr, "stella: timeline: entry %s: %s: %s\n", b.entries[i].id,
               st_tl_outcome_name(res[i].outcome), res[i].reason);
-  ret = irc ? ST_EXIT_FAIL : ST_EXIT_OK;
+  ret = ierr.code ? ST_EXIT_FAIL : ST_EXIT_OK;
   goto done;
 fail:
   fprintf(stderr, "stella: timeline ingest: %s\n", st_error_text(&err));
@@ -257,7 +223,6 @@ done:
   if (res)
     st_tl_results_release(res, b.n);
   st_free(res);
-  st_free(raw);
   st_events_batch_release(&b);
   if (rc)
     redisFree(rc);

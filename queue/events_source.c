@@ -177,6 +177,87 @@ int st_events_read(redisContext *c, const char *stream, const char *group,
   return rc;
 }
 
+int st_events_claim(redisContext *c, const char *stream, const char *group,
+                    const char *consumer, long long min_idle_ms, size_t count, char *cursor,
+                    st_events_batch_t *out, st_error_t *err) {
+  redisReply *r;
+  char cnt[24], idle[24];
+  int rc;
+
+  out->entries = NULL, out->n = 0;
+  if (count == 0 || min_idle_ms < 0)
+    return st_fail(err, ST_EINVAL, "events: claim needs a count and a min idle time >= 0");
+  snprintf(cnt, sizeof(cnt), "%zu", count);
+  snprintf(idle, sizeof(idle), "%lld", min_idle_ms);
+  r = redisCommand(c, "XAUTOCLAIM %s %s %s %s %s COUNT %s", stream, group, consumer, idle,
+                   cursor, cnt);
+  if ((rc = reply_check(c, r, "XAUTOCLAIM", err)))
+    goto done;
+  /* [next cursor, [entries], [deleted ids]] */
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_str(r->element[0]) ||
+      r->element[0]->len >= ST_EVENTS_CURSOR_MAX) {
+    rc = st_fail(err, ST_EPARSE, "XAUTOCLAIM: unexpected reply shape");
+    goto done;
+  }
+  if ((rc = st_events_parse(r->element[1], out, err)))
+    goto done;
+  memcpy(cursor, r->element[0]->str, r->element[0]->len);
+  cursor[r->element[0]->len] = '\0';
+done:
+  if (r)
+    freeReplyObject(r);
+  return rc;
+}
+
+/* The integer value of key in a flat [k, v, k, v ...] reply; -1 when absent or nil. */
+static long long map_int(const redisReply *m, const char *key) {
+  for (size_t i = 0; i + 1 < m->elements; i += 2) {
+    const redisReply *k = m->element[i], *v = m->element[i + 1];
+    if (!is_str(k) || k->len != strlen(key) || memcmp(k->str, key, k->len))
+      continue;
+    if (v->type == REDIS_REPLY_INTEGER)
+      return v->integer;
+    return -1;
+  }
+  return -1;
+}
+
+static int map_is(const redisReply *m, const char *key, const char *value) {
+  for (size_t i = 0; i + 1 < m->elements; i += 2) {
+    const redisReply *k = m->element[i], *v = m->element[i + 1];
+    if (is_str(k) && k->len == strlen(key) && !memcmp(k->str, key, k->len))
+      return is_str(v) && v->len == strlen(value) && !memcmp(v->str, value, v->len);
+  }
+  return 0;
+}
+
+int st_events_group_lag(redisContext *c, const char *stream, const char *group,
+                        long long *lag, long long *pending, st_error_t *err) {
+  redisReply *r = redisCommand(c, "XINFO GROUPS %s", stream);
+  int rc;
+
+  *lag = *pending = -1;
+  if ((rc = reply_check(c, r, "XINFO GROUPS", err)))
+    goto done;
+  if (r->type != REDIS_REPLY_ARRAY) {
+    rc = st_fail(err, ST_EPARSE, "XINFO GROUPS: unexpected reply shape");
+    goto done;
+  }
+  for (size_t i = 0; i < r->elements && *pending < 0; i++) {
+    const redisReply *g = r->element[i];
+    if (g->type == REDIS_REPLY_ARRAY && map_is(g, "name", group)) {
+      *lag = map_int(g, "lag");
+      *pending = map_int(g, "pending");
+    }
+  }
+  if (*pending < 0)
+    rc = st_fail(err, ST_ENOENT, "XINFO GROUPS %s: no group %s", stream, group);
+done:
+  if (r)
+    freeReplyObject(r);
+  return rc;
+}
+
 int st_events_ack(redisContext *c, const char *stream, const char *group,
                   const char *const *ids, size_t n, st_error_t *err) {
   const char **argv = NULL;

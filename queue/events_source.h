@@ -57,6 +57,20 @@ int st_events_group_create(redisContext *c, const char *stream, const char *grou
 int st_events_read(redisContext *c, const char *stream, const char *group,
                    const char *consumer, size_t count, int block_ms, int pending,
                    st_events_batch_t *out, st_error_t *err) ST_MUST_CHECK;
+/* XAUTOCLAIM stream group consumer min_idle_ms cursor COUNT count: take over up to count
+ * entries other consumers were delivered but did not acknowledge for min_idle_ms (a dead
+ * consumer's batch). cursor (at least 48 bytes, "0-0" to start) is updated to where the next
+ * call resumes ("0-0" once the scan wrapped). Entries deleted from the stream while pending
+ * are dropped from the group by Redis and not returned. Redis >= 7 reply shape. */
+#define ST_EVENTS_CURSOR_MAX 48
+int st_events_claim(redisContext *c, const char *stream, const char *group,
+                    const char *consumer, long long min_idle_ms, size_t count, char *cursor,
+                    st_events_batch_t *out, st_error_t *err) ST_MUST_CHECK;
+/* The group's backlog from XINFO GROUPS: *lag = entries not yet delivered to the group (-1
+ * when Redis cannot tell, e.g. after deletions), *pending = delivered, not acknowledged.
+ * ST_ENOENT when the group does not exist. */
+int st_events_group_lag(redisContext *c, const char *stream, const char *group,
+                        long long *lag, long long *pending, st_error_t *err) ST_MUST_CHECK;
 /* XACK the given ids (n >= 1). */
 int st_events_ack(redisContext *c, const char *stream, const char *group,
                   const char *const *ids, size_t n, st_error_t *err) ST_MUST_CHECK;

@@ -225,3 +225,18 @@ done:
   natsMsg_Destroy(d);
   return rc;
 }
+
+int st_nats_backlog(st_nats_source_t *src, long long *pending, long long *ack_pending,
+                    st_error_t *err) {
+  jsConsumerInfo *ci = NULL;
+  jsErrCode jerr = 0;
+  natsStatus s = natsSubscription_GetConsumerInfo(&ci, src->sub, NULL, &jerr);
+
+  *pending = *ack_pending = -1;
+  if (s != NATS_OK)
+    return nfail(err, "consumer info", s, jerr);
+  *pending = ci->NumPending > (uint64_t)INT64_MAX ? INT64_MAX : (long long)ci->NumPending;
+  *ack_pending = (long long)ci->NumAckPending;
+  jsConsumerInfo_Destroy(ci);
+  return 0;
+}

@@ -8,7 +8,8 @@
  * scheduler  cron schedules and event triggers (scheduler.h); needs pg_url.
  * With pg_url, either role also runs the outbox relay (outbox_relay.h; config
  * outbox_relay), of which one process at a time is the leader; the worker role with pg_url
- * also runs the timeline ingester (timeline_ingest.h; config timeline_ingest). The ops listener
+ * also runs the timeline ingester (timeline_ingest.h; config timeline_ingest) and, with
+ * nats_url, the JetStream one (timeline_nats.h). The ops listener
  * (ops_http.h) runs for both. api        the HTTP front (api.h), beside the others or alone.
  * Without the worker role (whose loop handles SIGTERM and SIGINT) the main thread blocks
  * those signals before any thread starts and waits for them with sigwait. */
@@ -30,6 +31,7 @@
 #include "stella/version.h"
 #include "supervisor.h"
 #include "timeline/timeline_ingest.h"
+#include "timeline/timeline_nats.h"
 
 /* Whether the comma-separated list has `role`. */
 static int has_role(const char *roles, const char *role) {
@@ -44,6 +46,26 @@ static int has_role(const char *roles, const char *role) {
   return 0;
 }
 
+/* The timeline ingesters: Redis always, NATS JetStream when nats_url is set. */
+static int timeline_start(const st_config_t *cfg, st_tl_ingester_t **tl,
+                          st_tl_nats_ingester_t **tln, st_error_t *err) {
+  st_tl_ingest_opts_t ro = {.pg_url = st_config_str(cfg, "pg_url"),
+                            .redis_url = st_config_str(cfg, "redis_url"),
+                            .claim_idle_ms = st_config_int(cfg, "timeline_claim_idle_ms")};
+  st_nats_source_opts_t no = {.url = st_config_str(cfg, "nats_url"),
+                              .stream = st_config_str(cfg, "nats_stream"),
+                              .subject = st_config_str(cfg, "nats_subject"),
+                              .durable = st_config_str(cfg, "nats_durable"),
+                              .dlq_subject = st_config_str(cfg, "nats_dlq_subject"),
+                              .ack_wait_ms = st_config_int(cfg, "nats_ack_wait_ms"),
+                              .max_ack_pending = st_config_int(cfg, "nats_max_ack_pending"),
+                              .create_stream = 1};
+  int rc = st_tl_ingester_start(&ro, tl, err);
+  if (!rc && no.url)
+    rc = st_tl_nats_ingester_start(ro.pg_url, &no, tln, err);
+  return rc;
+}
+
 /* The worker and/or scheduler roles; without the worker, until SIGTERM/SIGINT (which the
  * caller has blocked). */
 static int run_roles(const st_config_t *cfg, int worker, int sched) {
@@ -52,6 +74,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
   st_db_pool_t *db = NULL;
   st_outbox_relay_t *relay = NULL;
   st_tl_ingester_t *tl = NULL;
+  st_tl_nats_ingester_t *tln = NULL;
   st_scheduler_t *sc = NULL;
   st_state_sink_t sink;
   const char *pg = st_config_str(cfg, "pg_url");
@@ -71,7 +94,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
        st_outbox_relay_start(pg, st_config_str(cfg, "redis_url"),
                              (uint64_t)st_config_int(cfg, "outbox_poll_ms"), &relay, &err)) ||
       (worker && pg && st_config_bool(cfg, "timeline_ingest") &&
-       st_tl_ingester_start(pg, st_config_str(cfg, "redis_url"), &tl, &err)) ||
+       timeline_start(cfg, &tl, &tln, &err)) ||
       (sched && st_scheduler_start(cfg, db, &sc, &err))) {
     st_error("stellad: %s", st_error_text(&err));
     goto done;
@@ -94,6 +117,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
   }
 done:
   st_scheduler_stop(sc);
+  st_tl_nats_ingester_stop(tln);
   st_tl_ingester_stop(tl);
   st_outbox_relay_stop(relay);
   st_db_pool_free(db);

@@ -46,7 +46,7 @@ PID=$!
 URL=http://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "$URL/healthz" >/dev/null || fail "stellad did not start"
-grep -q 'timeline ingest: consumer' "$TMP/stellad.log" || fail "no ingester thread"
+grep -q 'timeline ingest: started' "$TMP/stellad.log" || fail "no ingester thread"
 
 T="tl-e2e-$$-$RANDOM"
 TOKEN=$("$BIN/stella" token mint --tenant "$T" --scope "timeline:read export:operator" --ttl 10m --sub e2e)

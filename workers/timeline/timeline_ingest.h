@@ -6,17 +6,22 @@
  * stream through the consumer group ST_TL_GROUP as consumer "timeline-<hostname>" (stable
  * across restarts, so a restarted process finds its own pending entries), in batches of at
  * most ST_TL_INGEST_COUNT entries waiting at most ST_TL_INGEST_BLOCK_MS, and settles each
- * batch after st_tl_ingest_batch returned (i.e. after the commit): STORED and DUPLICATE are
- * acked, POISON is dead-lettered to ST_DLQ_STREAM (copy + ack in one MULTI), RETRY is left
- * unacknowledged. On start, and after any batch with RETRY entries, it first re-reads its own
- * pending entries (XREADGROUP id 0) until none are left, then reads new ones (>).
+ * batch after it committed (timeline_redis.h): STORED and DUPLICATE are acked, POISON is
+ * dead-lettered, RETRY is left unacknowledged. On start, and after any batch with RETRY
+ * entries, it first re-reads its own pending entries (XREADGROUP id 0) until none are left,
+ * then reads new ones (>).
+ *
+ * Dead consumers: an ingester that died mid-batch (another host, a crash) leaves its entries
+ * pending under its own name. Every claim_idle_ms / 2 the thread runs XAUTOCLAIM over the
+ * group's pending entries idle for claim_idle_ms and ingests what it took over like any
+ * batch (already committed ones come back as duplicates, so nothing is stored twice).
  * Failures (Redis, Postgres) are retried inside the thread with a capped backoff.
  *
- * Ownership: st_tl_ingester_start copies its arguments; st_tl_ingester_stop joins the thread
+ * Ownership: st_tl_ingester_start copies its options; st_tl_ingester_stop joins the thread
  * (bounded: a blocked read returns within ST_TL_INGEST_BLOCK_MS, a batch is one transaction)
  * and frees everything. Call both from one thread (stellad's main).
- * Metrics: stella_timeline_ingested_total{outcome=stored|duplicate|poison|retry},
- * stella_timeline_batches_total.
+ * Metrics: timeline_metrics.h with type="redis" (lag and pending from XINFO GROUPS after
+ * every read).
  */
 #ifndef STELLA_TIMELINE_INGEST_H
 #define STELLA_TIMELINE_INGEST_H
@@ -26,11 +31,21 @@
 #define ST_TL_GROUP "stella-timeline"
 #define ST_TL_INGEST_COUNT 500
 #define ST_TL_INGEST_BLOCK_MS 1000
+#define ST_TL_CLAIM_IDLE_MS 60000
 
 typedef struct st_tl_ingester_s st_tl_ingester_t;
 
+typedef struct st_tl_ingest_opts_s {
+  const char *pg_url, *redis_url; /* required */
+  const char *stream;   /* NULL = ST_EVENTS_STREAM */
+  const char *group;    /* NULL = ST_TL_GROUP */
+  const char *dlq;      /* NULL = ST_DLQ_STREAM */
+  const char *consumer; /* NULL = "timeline-<hostname>" */
+  long long claim_idle_ms; /* 0 = ST_TL_CLAIM_IDLE_MS */
+} st_tl_ingest_opts_t;
+
 /* Start the thread; connection failures are retried inside it, never reported here. */
-int st_tl_ingester_start(const char *pg_url, const char *redis_url, st_tl_ingester_t **out,
+int st_tl_ingester_start(const st_tl_ingest_opts_t *opts, st_tl_ingester_t **out,
                          st_error_t *err) ST_MUST_CHECK;
 /* Stop and join; NULL is a no-op. */
 void st_tl_ingester_stop(st_tl_ingester_t *t);

@@ -17,9 +17,22 @@
 #include "timeline/timeline_event.h"
 
 #define UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+/* Whether an active legal hold (Evidence Locker, 0050_evidence.sql) covers the bundle: read
+ * under the tenant's RLS like everything here, and also filtered on the tenant. The C
+ * collation is evidence_hold_items.bundle_id's (so its index serves the lookup). */
+#define HELD(tenant, bundle)                                                              \
+  "EXISTS (SELECT 1 FROM evidence_hold_items i JOIN evidence_holds h"                     \
+  " ON h.tenant_id = i.tenant_id AND h.case_id = i.case_id WHERE i.tenant_id = " tenant   \
+  " AND i.bundle_id = " bundle " COLLATE \"C\" AND h.released_at IS NULL)"
+/* An event is held when any bundle it links is held. */
+#define EVENT_HELD                                                                        \
+  "EXISTS (SELECT 1 FROM timeline_event_digests l WHERE l.tenant_id = e.tenant_id"        \
+  " AND l.event_id = e.event_id AND l.bundle_id IS NOT NULL AND "                         \
+  HELD("l.tenant_id", "l.bundle_id") ")"
 #define ROW_COLS                                                                          \
   "e.event_id, e.source, e.source_seq, e.source_seq_minor, e.type, " UTC("e.occurred_at") \
-  ", e.subject, e.actor, e.trace_id, e.correlation_id, " UTC("e.ingested_at")
+  ", e.subject, e.actor, e.trace_id, e.correlation_id, " UTC("e.ingested_at") ", " EVENT_HELD
+#define PAYLOAD_COL 12
 #define NPARAMS_MAX 16
 
 static char *dupv(const PGresult *r, int row, int col) {
@@ -49,6 +62,7 @@ static int read_row(const PGresult *res, int row, st_tl_row_t *out) {
   for (int i = 0; i < 7; i++)
     if (!(*t[i] = dupv(res, row, 4 + i)) && !PQgetisnull(res, row, 4 + i))
       return ST_ENOMEM;
+  out->legal_hold = !strcmp(PQgetvalue(res, row, 11), "t");
   return 0;
 }
 
@@ -222,7 +236,8 @@ int st_tl_get(st_db_pool_t *pool, const char *tenant, const char *event_id, st_t
     goto done;
   }
   if (read_row(g.res, 0, row) ||
-      !(*payload = st_strdup(PQgetisnull(g.res, 0, 11) ? "{}" : PQgetvalue(g.res, 0, 11)))) {
+      !(*payload = st_strdup(PQgetisnull(g.res, 0, PAYLOAD_COL) ? "{}"
+                                                                 : PQgetvalue(g.res, 0, PAYLOAD_COL)))) {
     st_tl_row_release(row);
     rc = st_fail(err, ST_ENOMEM, "timeline: out of memory");
   }
@@ -232,12 +247,6 @@ done:
 }
 
 /* ---- evidence links ---- */
-
-int st_tl_bundle_held(PGconn *c, const char *bundle_id, int *held, st_error_t *err) {
-  /* evidence_holds (Evidence Locker) is not in the schema yet: nothing can be held. */
-  *held = 0;
-  return 0;
-}
 
 typedef struct ev_s {
   const char *tenant, *event_id;
@@ -262,8 +271,10 @@ static int evidence_tx(PGconn *c, void *arg, st_error_t *err) {
   if (!found)
     return st_fail(err, ST_ENOENT, "timeline: no event with that id");
   if ((rc = st_db_exec(c,
-                       "SELECT digest, bundle_id, manifest_ref FROM timeline_event_digests"
-                       " WHERE tenant_id = $1 AND event_id = $2 ORDER BY digest",
+                       "SELECT d.digest, d.bundle_id, d.manifest_ref, d.bundle_id IS NOT NULL"
+                       " AND " HELD("d.tenant_id", "d.bundle_id")
+                       " FROM timeline_event_digests d"
+                       " WHERE d.tenant_id = $1 AND d.event_id = $2 ORDER BY d.digest",
                        2, p, &res, err)))
     return rc;
   if (PQntuples(res) && !(e->links = st_calloc((size_t)PQntuples(res), sizeof(*e->links)))) {
@@ -279,8 +290,7 @@ static int evidence_tx(PGconn *c, void *arg, st_error_t *err) {
       rc = st_fail(err, ST_ENOMEM, "timeline: out of memory");
       goto done;
     }
-    if (l->bundle_id && (rc = st_tl_bundle_held(c, l->bundle_id, &l->legal_hold, err)))
-      goto done;
+    l->legal_hold = !strcmp(PQgetvalue(res, i, 3), "t");
   }
 done:
   PQclear(res);
@@ -328,5 +338,6 @@ json_t *st_tl_row_json(const st_tl_row_t *r) {
   put(o, "trace_id", r->trace_id);
   put(o, "correlation_id", r->correlation_id);
   put(o, "ingested_at", r->ingested_at);
+  json_object_set_new(o, "legal_hold", json_boolean(r->legal_hold));
   return o;
 }

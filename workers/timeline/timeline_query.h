@@ -47,6 +47,7 @@ typedef struct st_tl_row_s {
   char *event_id, *source, *type, *occurred_at, *subject, *actor, *trace_id,
       *correlation_id, *ingested_at;
   uint64_t seq, seq_minor;
+  int legal_hold; /* 1 when a bundle the event links is under an active legal hold */
 } st_tl_row_t;
 
 typedef struct st_tl_page_s {
@@ -73,11 +74,14 @@ int st_tl_get(st_db_pool_t *pool, const char *tenant, const char *event_id, st_t
 void st_tl_row_release(st_tl_row_t *row);
 /* The row as the API and `stella timeline --json` show it: event_id, type, occurred_at,
  * source, source_seq, source_seq_minor, subject, actor, trace_id, correlation_id,
- * ingested_at (absent ones null). New reference (json_decref); NULL when out of memory. */
+ * ingested_at (absent ones null), legal_hold (boolean). New reference (json_decref); NULL
+ * when out of memory. */
 json_t *st_tl_row_json(const st_tl_row_t *r);
 
 /* Evidence linked to an event, sorted by digest. legal_hold is 1 when the linked bundle is
- * under a legal hold: see st_tl_bundle_held. */
+ * under an active legal hold: a case of the tenant in evidence_holds, not released, whose
+ * evidence_hold_items name the bundle (schemas/postgres/0050_evidence.sql). A link without
+ * a bundle_id is never held. */
 typedef struct st_tl_link_s {
   char *digest, *bundle_id, *manifest_ref; /* bundle_id, manifest_ref may be NULL */
   int legal_hold;
@@ -87,11 +91,5 @@ typedef struct st_tl_link_s {
 int st_tl_evidence(st_db_pool_t *pool, const char *tenant, const char *event_id,
                    st_tl_link_t **links, size_t *n, st_error_t *err) ST_MUST_CHECK;
 void st_tl_links_free(st_tl_link_t *links, size_t n);
-
-/* The legal-hold hook: whether bundle_id of the transaction's tenant is held. The Evidence
- * Locker's evidence_holds table does not exist yet, so this answers 0 (not held) for every
- * bundle; it is the one place to query that table once it lands. */
-int st_tl_bundle_held(PGconn *c, const char *bundle_id, int *held, st_error_t *err)
-    ST_MUST_CHECK;
 
 #endif
