@@ -111,6 +111,8 @@ void st_nats_source_close(st_nats_source_t *src) {
 
 const char *st_nats_source_name(const st_nats_source_t *src) { return src->name; }
 
+void st_nats_shutdown(void) { nats_Close(); }
+
 void st_nats_batch_release(st_nats_batch_t *b) {
   natsMsgList *list = b->priv;
   if (list) {

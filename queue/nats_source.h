@@ -76,6 +76,9 @@ int st_nats_nak(st_nats_batch_t *b, size_t i, st_error_t *err) ST_MUST_CHECK;
 int st_nats_dead_letter(st_nats_source_t *src, st_nats_batch_t *b, size_t i,
                         const char *reason, st_error_t *err) ST_MUST_CHECK;
 void st_nats_batch_release(st_nats_batch_t *b);
+/* Release the NATS library's process-wide state (threads, caches) at exit, after every
+ * source is closed; a no-op when NATS was never used. */
+void st_nats_shutdown(void);
 /* The durable consumer's backlog from the server: *pending = messages of the filter not yet
  * delivered (num_pending), *ack_pending = delivered, not yet acknowledged. */
 int st_nats_backlog(st_nats_source_t *src, long long *pending, long long *ack_pending,

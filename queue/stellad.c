@@ -117,7 +117,10 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
   }
 done:
   st_scheduler_stop(sc);
-  st_tl_nats_ingester_stop(tln);
+  if (tln) {
+    st_tl_nats_ingester_stop(tln);
+    st_nats_shutdown();
+  }
   st_tl_ingester_stop(tl);
   st_outbox_relay_stop(relay);
   st_db_pool_free(db);

@@ -2,7 +2,6 @@
  * open it (backoff); no pool -> open it (backoff); then fetch, ingest, settle. */
 #include "timeline/timeline_nats.h"
 
-#include <nats/nats.h>
 #include <string.h>
 
 #include "bgthread.h"
@@ -183,5 +182,4 @@ void st_tl_nats_ingester_stop(st_tl_nats_ingester_t *t) {
     return;
   st__bg_stop(&t->bg);
   ingester_free(t);
-  nats_Close();
 }

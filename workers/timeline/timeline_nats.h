@@ -15,8 +15,8 @@
  * failure drops the connection and reopens the consumer.
  *
  * Ownership: st_tl_nats_ingester_start copies its options; st_tl_nats_ingester_stop joins
- * the thread (bounded by one fetch wait plus one batch) and frees everything, then closes
- * the NATS library (nats_Close: its I/O threads and caches). Call both from one thread.
+ * the thread (bounded by one fetch wait plus one batch) and frees everything; the process
+ * then calls st_nats_shutdown once before exit. Call both from one thread.
  * Metrics: timeline_metrics.h with type="nats" (lag = num_pending, pending =
  * num_ack_pending, from the consumer info after every fetch).
  */
