@@ -38,6 +38,22 @@ grep -q '^stella_jobs_succeeded_total{type="probe"} 2$' "$work/metrics"
 grep -q '^stella_jobs_retried_total{type="probe"} 1$' "$work/metrics"
 grep -q '^stella_jobs_dead_lettered_total{type="probe",outcome="permanent"} 1$' "$work/metrics"
 grep -q '^stella_job_duration_seconds_count{type="probe",outcome="succeeded"} 2$' "$work/metrics"
+# The timeline ingesters' series (stellad runs them with pg_url; NATS with nats_url).
+if [ -n "${STELLA_PG_URL:-}" ]; then
+  for m in 'stella_timeline_ingested_total{type="redis",outcome="stored"}' \
+           'stella_timeline_batches_total{type="redis"}' \
+           'stella_timeline_batch_size_events{type="redis"}' \
+           'stella_timeline_dead_lettered_total{type="redis"}' \
+           'stella_timeline_claimed_total{type="redis"}' \
+           'stella_timeline_lag_events{type="redis"}' \
+           'stella_timeline_pending_events{type="redis"}'; do
+    grep -qF "$m " "$work/metrics" || { echo "missing $m" >&2; exit 1; }
+  done
+  if [ -n "${STELLA_NATS_URL:-}" ]; then
+    grep -qF 'stella_timeline_lag_events{type="nats"} ' "$work/metrics" ||
+      { echo "missing the NATS ingester's lag" >&2; exit 1; }
+  fi
+fi
 if grep -q tenant "$work/metrics"; then echo "tenant label in metrics" >&2; exit 1; fi
 
 kill -TERM "$pid"
