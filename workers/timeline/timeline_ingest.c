@@ -141,26 +141,37 @@ static int connect_all(st_tl_ingester_t *t, st_error_t *err) {
   return 0;
 }
 
-static void *ingest_main(void *arg) {
-  st_tl_ingester_t *t = arg;
+void st__tl_run(st__bg_t *bg, int (*connect)(void *, st_error_t *),
+                int (*step)(void *, st_error_t *), void (*drop)(void *, int), void *arg) {
   unsigned backoff = BACKOFF_MIN_MS;
 
-  while (!st__bg_stopping(&t->bg)) {
+  while (!st__bg_stopping(bg)) {
     st_error_t err = ST_ERROR_INIT;
-    int n = connect_all(t, &err);
+    int n = connect(arg, &err);
     if (!n)
-      n = batch(t, &err);
+      n = step(arg, &err);
     if (n >= 0) {
       backoff = BACKOFF_MIN_MS;
       continue;
     }
     st_warn("%s; retrying in %u ms", st_error_text(&err), backoff);
-    if (n == ST_EREDIS)
-      drop_redis(t);
-    if (st__bg_wait(&t->bg, backoff))
+    drop(arg, n);
+    if (st__bg_wait(bg, backoff))
       break;
     backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
   }
+}
+
+static int connect_cb(void *t, st_error_t *err) { return connect_all(t, err); }
+static int batch_cb(void *t, st_error_t *err) { return batch(t, err); }
+static void drop_cb(void *t, int rc) {
+  if (rc == ST_EREDIS)
+    drop_redis(t);
+}
+
+static void *ingest_main(void *arg) {
+  st_tl_ingester_t *t = arg;
+  st__tl_run(&t->bg, connect_cb, batch_cb, drop_cb, t);
   return NULL;
 }
 

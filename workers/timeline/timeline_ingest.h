@@ -50,4 +50,11 @@ int st_tl_ingester_start(const st_tl_ingest_opts_t *opts, st_tl_ingester_t **out
 /* Stop and join; NULL is a no-op. */
 void st_tl_ingester_stop(st_tl_ingester_t *t);
 
+/* Internal, shared by both ingester threads: until bg stops, call connect then step; a
+ * negative result is logged, handed to drop (to close what it broke) and followed by a
+ * capped exponential backoff (100 ms .. 5 s), reset by the next success. */
+struct st__bg_s;
+void st__tl_run(struct st__bg_s *bg, int (*connect)(void *, st_error_t *),
+                int (*step)(void *, st_error_t *), void (*drop)(void *, int), void *arg);
+
 #endif

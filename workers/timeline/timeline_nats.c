@@ -10,9 +10,6 @@
 #include "timeline/timeline_ingest.h"
 #include "timeline/timeline_metrics.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-
 struct st_tl_nats_ingester_s {
   st__bg_t bg;
   char *pg_url, *url, *stream, *subject, *durable, *dlq_subject;
@@ -105,28 +102,19 @@ static int connect_all(st_tl_nats_ingester_t *t, st_error_t *err) {
   return 0;
 }
 
+static int connect_cb(void *t, st_error_t *err) { return connect_all(t, err); }
+static int batch_cb(void *t, st_error_t *err) { return batch(t, err); }
+static void drop_cb(void *arg, int rc) {
+  st_tl_nats_ingester_t *t = arg;
+  if (rc == ST_ENET) {
+    st_nats_source_close(t->src);
+    t->src = NULL;
+  }
+}
+
 static void *nats_main(void *arg) {
   st_tl_nats_ingester_t *t = arg;
-  unsigned backoff = BACKOFF_MIN_MS;
-
-  while (!st__bg_stopping(&t->bg)) {
-    st_error_t err = ST_ERROR_INIT;
-    int n = connect_all(t, &err);
-    if (!n)
-      n = batch(t, &err);
-    if (n >= 0) {
-      backoff = BACKOFF_MIN_MS;
-      continue;
-    }
-    st_warn("%s; retrying in %u ms", st_error_text(&err), backoff);
-    if (n == ST_ENET) {
-      st_nats_source_close(t->src);
-      t->src = NULL;
-    }
-    if (st__bg_wait(&t->bg, backoff))
-      break;
-    backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-  }
+  st__tl_run(&t->bg, connect_cb, batch_cb, drop_cb, t);
   return NULL;
 }
 
