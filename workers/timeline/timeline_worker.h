@@ -1,15 +1,15 @@
 /* timeline_worker.h: the timeline ingester as the supervisor sees it: a batch of raw events
  * in, one outcome per event out.
  *
- * The supervisor (or `stella timeline ingest`) reads a bounded batch from an event source
- * (Redis stream `stella:events`, NATS JetStream), hands it to st_tl_ingest_batch on a worker
- * thread, then settles each entry by its outcome: STORED and DUPLICATE are acknowledged;
+ * stellad's ingester threads (or `stella timeline ingest`) read a bounded batch from an
+ * event source (Redis stream `stella:events`, NATS JetStream), hand it to st_tl_ingest_batch,
+ * then settle each entry by its outcome: STORED and DUPLICATE are acknowledged;
  * POISON is dead-lettered with its reason, then acknowledged; RETRY is left unacknowledged so
- * the source redelivers it (Redis: XAUTOCLAIM/pending re-read; NATS: ack wait). Acks happen
+ * the source redelivers it (Redis: pending re-read, XAUTOCLAIM; NATS: ack wait). Acks happen
  * only after this call returns, i.e. after the commit.
  *
- * Metrics: a local struct of atomic counters for now; the supervisor copies them into the
- * process registry (stella/metrics.h) when it wires this worker in.
+ * Metrics: a caller's struct of atomic counters (the CLI prints them); stellad's ingester
+ * threads publish the process series of timeline_metrics.h from the per-event results.
  *
  * Threads: st_tl_ingest_batch blocks (Postgres); worker threads only. Several may run at
  * once with one pool and one metrics struct.
