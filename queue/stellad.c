@@ -9,8 +9,8 @@
  * With pg_url, either role also runs the outbox relay (outbox_relay.h; config
  * outbox_relay), of which one process at a time is the leader; the worker role with pg_url
  * also runs the timeline ingester (timeline_ingest.h; config timeline_ingest) and, with
- * nats_url, the JetStream one (timeline_nats.h). The ops listener
- * (ops_http.h) runs for both. api        the HTTP front (api.h), beside the others or alone.
+ * nats_url, the JetStream one (timeline_nats.h). The ops listener (ops_http.h) runs for
+ * both. api        the HTTP front (api.h), beside the others or alone.
  * Without the worker role (whose loop handles SIGTERM and SIGINT) the main thread blocks
  * those signals before any thread starts and waits for them with sigwait. */
 #include <pthread.h>
