@@ -16,6 +16,7 @@
 #include "export/export.h"
 #include "export_json/export_json.h"
 #include "stella/bundle.h"
+#include "stella/evidence.h"
 #include "stella/ledger.h"
 #include "stella/mem.h"
 #include "timeline/timeline_event.h"
@@ -207,6 +208,62 @@ static const char *artifact(const char *run_id, json_t **run) {
   return json_string_value(json_object_get(json_object_get(*run, "artifact"), "key"));
 }
 
+/* The run's manifest and transcript are an `export` evidence bundle that verifies, holds
+ * the export manifest under its digest, and whose id and the export Merkle root the run
+ * and its distributed events carry. */
+static void check_evidence(const char *run_id, const json_t *run, const char *merkle,
+                           st_bundle_trust_t *trust) {
+  const json_t *ev = json_object_get(run, "evidence");
+  st_bundle_report_t rep;
+  st_error_t err = ST_ERROR_INIT;
+  st_buf_t b;
+  char path[4096];
+  FILE *f;
+
+  assert_non_null(ev);
+  assert_string_equal(json_string_value(json_object_get(run, "merkle_root")), merkle);
+  assert_int_equal(sql_int("SELECT count(*) FROM evidence_bundles e JOIN export_runs r ON "
+                           "e.tenant_id = r.tenant_id AND e.bundle_id = r.evidence_bundle_id "
+                           "AND e.object_sha256 = r.evidence_sha256 AND e.merkle_root = "
+                           "r.evidence_merkle_root WHERE r.run_id::text = $1 AND e.kind = "
+                           "'export' AND e.status = 'sealed' AND e.run_id = $1", run_id), 1);
+  assert_int_equal(sql_int("SELECT count(*) FROM evidence_artifacts a JOIN export_runs r ON "
+                           "a.tenant_id = r.tenant_id AND a.bundle_id = r.evidence_bundle_id "
+                           "WHERE r.run_id::text = $1 AND a.path LIKE '%export/manifest.json' "
+                           "AND a.sha256 = r.manifest_digest", run_id), 1);
+  assert_int_equal(sql_int("SELECT count(*) FROM evidence_artifacts a JOIN export_runs r ON "
+                           "a.tenant_id = r.tenant_id AND a.bundle_id = r.evidence_bundle_id "
+                           "WHERE r.run_id::text = $1 AND a.path LIKE '%export/distribution.json'",
+                           run_id), 1);
+  /* the distributed event (log and outbox) names the evidence; built came before it */
+  assert_int_equal(sql_int("SELECT count(*) FROM outbox o JOIN export_runs r ON o.event_id = "
+                           "'export:' || r.run_id || ':distributed' WHERE r.run_id::text = $1 "
+                           "AND o.payload->'evidence'->1->>'bundle_id' = r.evidence_bundle_id "
+                           "AND o.payload->'evidence'->1->>'digest' = 'sha256:' || "
+                           "r.evidence_sha256 AND o.payload->'payload'->>'merkle_root' = "
+                           "r.merkle_root AND o.payload->'payload'->'evidence'->>'merkle_root' = "
+                           "r.evidence_merkle_root", run_id), 1);
+  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE event_id = 'export:' || $1 || "
+                           "':built' AND payload->'payload' ? 'evidence'", run_id), 0);
+  assert_int_equal(sql_int("SELECT count(*) FROM export_run_events e JOIN export_runs r USING "
+                           "(tenant_id, run_id) WHERE r.run_id::text = $1 AND e.state = "
+                           "'distributed' AND e.data->>'evidence_bundle_id' = "
+                           "r.evidence_bundle_id", run_id), 1);
+  /* the evidence bundle itself verifies as kind evidence */
+  get_object(json_string_value(json_object_get(ev, "key")), &b);
+  snprintf(path, sizeof(path), "%s/e.tgz", work);
+  assert_non_null(f = fopen(path, "wb"));
+  assert_int_equal(fwrite(b.data, 1, b.len, f), b.len);
+  fclose(f);
+  st_bundle_report_init(&rep);
+  if (st_bundle_verify(path, trust, &rep, &err))
+    fail_msg("verify evidence: %s", st_error_text(&err));
+  assert_string_equal(rep.kind.data, "evidence");
+  st_bundle_report_release(&rep);
+  unlink(path);
+  st_buf_release(&b);
+}
+
 static void raw_deterministic_verified_and_evented(void **state) {
   static const char *const states[] = {"requested", "planning", "running", "built",
                                        "distributed"};
@@ -218,6 +275,7 @@ static void raw_deterministic_verified_and_evented(void **state) {
   st_pubkey_t *pub = fx_pubkey(ED25519_PUB_PEM);
   const st_pubkey_t *keys[1] = {pub};
   st_bundle_trust_t trust = {keys, 1, NULL, 0, NULL};
+  st_evidence_facts_t facts;
   char path[4096];
   size_t i, k = 0;
   FILE *f;
@@ -248,6 +306,9 @@ static void raw_deterministic_verified_and_evented(void **state) {
     fail_msg("verify: %s", st_error_text(&err));
   assert_string_equal(rep.kind.data, "export");
   st_bundle_report_release(&rep);
+  st_evidence_facts_init(&facts);
+  if (st_evidence_facts_read(path, NULL, 0, &facts, &err))
+    fail_msg("facts: %s", st_error_text(&err));
   unlink(path);
   get_object(json_string_value(json_object_get(run1, "manifest_key")), &dsse);
   assert_non_null(strstr(dsse.data, "\"payloadType\":\"application/vnd.in-toto+json\""));
@@ -278,6 +339,8 @@ static void raw_deterministic_verified_and_evented(void **state) {
                            "r.run_id::text = $1 AND o.event_id LIKE 'export:' || $1 || ':%'",
                            r1), 2);
   events_decode(r1);
+  check_evidence(r1, run1, facts.merkle_root.data, &trust);
+  st_evidence_facts_release(&facts);
   /* another tenant sees nothing and cannot cancel */
   assert_int_equal(st_export_run_get(pool, tb, r1, &ev, &err), ST_ENOENT);
   assert_int_equal(st_export_run_cancel(pool, tb, r1, NULL, &err), ST_ENOENT);

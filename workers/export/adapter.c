@@ -224,8 +224,12 @@ int st_export_distribute(const st_export_env_t *env, const char *tenant, const c
   if (st_buf_addf(&target, "objstore:%s:%s", st_objstore_backend(env->store),
                   json_string_value(json_object_get(art, "key"))))
     return st_fail(err, ST_ENOMEM, "export: out of memory");
+  if (!json_object_get(run, "evidence") &&
+      (rc = st_export_evidence(env, tenant, run_id, run, target.data, err)))
+    goto done;
   rc = st_export_run_distributed(env->db, tenant, run_id, target.data,
                                  json_string_value(json_object_get(art, "sha256")), err);
+done:
   st_buf_release(&target);
   return rc;
 }

@@ -76,9 +76,16 @@ int st_export_publish(const st_export_out_t *o, st_error_t *err) ST_MUST_CHECK;
 int st_export_drive(const st_export_env_t *env, const char *tenant, const char *run_id,
                     st_export_profile_t *prof, int (*build)(void *ud, st_error_t *err),
                     void *ud, st_error_t *err) ST_MUST_CHECK;
-/* built -> distributed with "objstore:<backend>:<artifact key>" (run: st_export_run_get's). */
+/* Evidence (st_export_evidence), then built -> distributed with
+ * "objstore:<backend>:<artifact key>" (run: st_export_run_get's). */
 int st_export_distribute(const st_export_env_t *env, const char *tenant, const char *run_id,
                          const json_t *run, st_error_t *err) ST_MUST_CHECK;
+
+/* Seal the built run's manifest and distribution transcript (target: what
+ * st_export_distribute records) into the Evidence Locker and record the evidence bundle on
+ * the run (locker.c). ST_EVERIFY when the stored bundle does not match the run. */
+int st_export_evidence(const st_export_env_t *env, const char *tenant, const char *run_id,
+                       const json_t *run, const char *target, st_error_t *err) ST_MUST_CHECK;
 
 /* The job type that builds runs of a profile kind: trivy_db, trivy_java_db, export_json. */
 const char *st_export_job_type(const char *kind);

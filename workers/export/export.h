@@ -201,12 +201,19 @@ int st_export_run_built(st_db_pool_t *pool, const char *tenant, const char *run_
 int st_export_run_distributed(st_db_pool_t *pool, const char *tenant, const char *run_id,
                               const char *target, const char *digest, st_error_t *err)
     ST_MUST_CHECK;
+/* Record, while the run is built, the export bundle's Merkle root and the Evidence Locker
+ * bundle holding its manifest and transcript (id, object sha256, Merkle root, key); the
+ * distributed event then carries them. Same values again: no-op. */
+int st_export_run_evidence(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                           const char *merkle_root, const char *evidence_id,
+                           const char *evidence_sha256, const char *evidence_merkle_root,
+                           const char *evidence_key, st_error_t *err) ST_MUST_CHECK;
 /* The run's state into state (>= 16 bytes). ST_ENOENT. */
 int st_export_run_state(st_db_pool_t *pool, const char *tenant, const char *run_id,
                         char *state, size_t cap, st_error_t *err) ST_MUST_CHECK;
 /* The run as JSON {run_id, profile, project, kind, state, progress, note, error,
- * plan_digest, input_count, counts, bundle_id, manifest_digest, artifact {key, sha256,
- * size}, manifest_key, provenance, settings (the profile as planned), created_at, updated_at, started_at, finished_at,
+ * plan_digest, input_count, counts, bundle_id, manifest_digest, merkle_root, evidence
+ * {bundle_id, sha256, merkle_root, key}, artifact {key, sha256, size}, manifest_key, provenance, settings (the profile as planned), created_at, updated_at, started_at, finished_at,
  * last_event_id}. ST_ENOENT (also for a malformed id). */
 int st_export_run_get(st_db_pool_t *pool, const char *tenant, const char *run_id, json_t **out,
                       st_error_t *err) ST_MUST_CHECK;

@@ -146,6 +146,20 @@ int st_export_run_cancel(st_db_pool_t *pool, const char *tenant, const char *run
   return run_update(pool, tenant, &a, err);
 }
 
+int st_export_run_evidence(st_db_pool_t *pool, const char *tenant, const char *run_id,
+                           const char *merkle_root, const char *evidence_id,
+                           const char *evidence_sha256, const char *evidence_merkle_root,
+                           const char *evidence_key, st_error_t *err) {
+  const char *p[5] = {merkle_root, evidence_id, evidence_sha256, evidence_merkle_root,
+                      evidence_key};
+  upd_t a = {run_id, p, 5,
+             "UPDATE export_runs SET merkle_root = $2, evidence_bundle_id = $3, "
+             "evidence_sha256 = $4, evidence_merkle_root = $5, evidence_key = $6 "
+             "WHERE run_id = $1::uuid AND state = 'built'",
+             "record its evidence", NULL, 0, 0, NULL};
+  return run_update(pool, tenant, &a, err);
+}
+
 static int state_tx(PGconn *c, void *arg, st_error_t *err) {
   upd_t *a = arg;
   return state_of(c, a->run_id, (char *)a->what, (size_t)a->max, err);
@@ -166,7 +180,9 @@ int st_export_run_state(st_db_pool_t *pool, const char *tenant, const char *run_
   "'counts', counts, 'bundle_id', bundle_id, 'manifest_digest', manifest_digest, "          \
   "'artifact', CASE WHEN artifact_key IS NOT NULL THEN jsonb_build_object('key', "          \
   "artifact_key, 'sha256', artifact_sha256, 'size', artifact_size) END, 'manifest_key', "    \
-  "manifest_key, 'provenance', provenance, 'single_flight', single_flight, 'settings', "      \
+  "manifest_key, 'merkle_root', merkle_root, 'evidence', CASE WHEN evidence_bundle_id IS NOT " \
+  "NULL THEN jsonb_build_object('bundle_id', evidence_bundle_id, 'sha256', evidence_sha256, " \
+  "'merkle_root', evidence_merkle_root, 'key', evidence_key) END, 'provenance', provenance, 'single_flight', single_flight, 'settings', "      \
   "profile, 'created_at', "   \
   TS("created_at") ", 'updated_at', " TS("updated_at") ", 'started_at', " TS("started_at")  \
   ", 'finished_at', " TS("finished_at") ", 'last_event_id', event_seq::text))"
