@@ -163,6 +163,35 @@ grep -q '"payloadType":"application/vnd.in-toto+json"' "$TMP/b" || fail "attesta
 [ "$(jget signatures.detached_signature)" = pass ] && [ "$(jget signatures.dsse)" = pass ] ||
   fail "verify signatures"
 
+echo "== Evidence Locker: the run's manifest and transcript, Merkle root aligned"
+EVT=$(mint "$T" "export:viewer evidence:read")
+[ "$(api "$EVT" GET "/exports/runs/$RUN1")" = 200 ] || fail "run get"
+EVID=$(jget evidence.bundle_id)
+EVROOT=$(jget merkle_root)
+MDIG=$(jget manifest_digest)
+[ "$(api "$EVT" GET "/evidence/$EVID")" = 200 ] || fail "evidence get $EVID: $(cat "$TMP/b")"
+[ "$(jget kind)" = export ] && [ "$(jget status)" = sealed ] || fail "evidence row: $(cat "$TMP/b")"
+code=$(curl -s -o "$TMP/ev.tgz" -w '%{http_code}' -H "Authorization: Bearer $EVT" \
+  "$URL/evidence/$EVID/download")
+[ "$code" = 200 ] || fail "evidence download $code"
+"$BIN/stella" verify "$TMP/ev.tgz" --key "$TMP/sign.pub" >/dev/null || fail "evidence verify"
+mkdir -p "$TMP/ev" "$TMP/ex"
+tar -xzf "$TMP/ev.tgz" -C "$TMP/ev" || fail "evidence untar"
+tar -xzf "$TMP/r1.tgz" -C "$TMP/ex" manifest.json || fail "export untar"
+EVMAN=$(find "$TMP/ev/payload" -path '*export/manifest.json')
+cmp "$EVMAN" "$TMP/ex/manifest.json" || fail "the evidence holds another manifest"
+[ "$(sha256sum "$EVMAN" | cut -c1-64)" = "$MDIG" ] || fail "manifest digest"
+/usr/bin/python3 - "$TMP/ex/manifest.json" "$EVROOT" <<'PY' || fail "merkle root"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["merkle"]["root"] == sys.argv[2], (m["merkle"], sys.argv[2])
+PY
+grep -q "\"$RUN1\"" "$(find "$TMP/ev/payload" -path '*export/distribution.json')" || fail "transcript"
+grep -q '"bundle_id":"'"$EVID"'"' "$(find "$TMP/ev/payload" -path '*export/distribution.json')" &&
+  fail "the transcript names itself"
+psql "$STELLA_PG_ADMIN_URL" -Atc "SELECT payload->'evidence'->1->>'bundle_id' FROM outbox WHERE event_id = 'export:$RUN1:distributed'" |
+  grep -qx "$EVID" || fail "distributed event evidence ref"
+
 echo "== json:policy"
 "$BIN/stella" export run pol --tenant "$T" --wait >"$TMP/pol.out" || fail "policy run"
 RUNP=$(awk '/^run /{print $2}' "$TMP/pol.out")
