@@ -11,14 +11,18 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../keys_fixtures.h"
+#include "export/adapter.h"
 #include "export/export.h"
 #include "export_json/export_json.h"
 #include "stella/bundle.h"
 #include "stella/evidence.h"
 #include "stella/ledger.h"
 #include "stella/mem.h"
+#include "stella/sha256.h"
 #include "timeline/timeline_event.h"
 
 static const char *app_url, *admin_url;
@@ -474,6 +478,86 @@ static void cancel_leaves_nothing(void **state) {
   assert_int_equal(run_export(r, NULL, &err), ST_ECANCELED);
 }
 
+static void mkfile(const char *path) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  fputs("partial", f);
+  fclose(f);
+}
+
+/* kill -9 of a worker leaves its scratch directory (named after its pid) and perhaps some
+ * stored objects: the next job's sweep removes the directory (and no live process's, and
+ * nothing else), and the run, once cancelled, gets its objects removed when its job runs. */
+static void killed_worker_leftovers_cleaned(void **state) {
+  char dead[4096], live[4096], other[4096], oci[4096], sub[4200], r[40], key[512], st[32];
+  st_error_t err = ST_ERROR_INIT;
+  st_objstore_page_t page = ST_OBJSTORE_PAGE_INIT;
+  pid_t pid;
+  int status;
+  (void)state;
+
+  assert_true((pid = fork()) >= 0);
+  if (pid == 0)
+    _exit(0);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  snprintf(dead, sizeof(dead), "%s/" ST_EXPORT_TMP_PREFIX "%ld-aB3dE9", work, (long)pid);
+  snprintf(oci, sizeof(oci), "%s/" ST_EXPORT_OCI_TMP_PREFIX "%ld-Zz09xy", work, (long)pid);
+  snprintf(live, sizeof(live), "%s/" ST_EXPORT_TMP_PREFIX "%ld-keepme", work, (long)getpid());
+  snprintf(other, sizeof(other), "%s/" ST_EXPORT_TMP_PREFIX "notapid", work);
+  assert_int_equal(mkdir(dead, 0700), 0);
+  assert_int_equal(mkdir(oci, 0700), 0);
+  assert_int_equal(mkdir(live, 0700), 0);
+  assert_int_equal(mkdir(other, 0700), 0);
+  snprintf(sub, sizeof(sub), "%s/payload", dead);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  snprintf(sub, sizeof(sub), "%s/payload/advisories.ndjson", dead);
+  mkfile(sub);
+  snprintf(sub, sizeof(sub), "%s/export.tgz", dead);
+  mkfile(sub);
+  /* a link to the live directory is removed as a link, never followed */
+  snprintf(sub, sizeof(sub), "%s/link", dead);
+  assert_int_equal(symlink(live, sub), 0);
+  snprintf(sub, sizeof(sub), "%s/keep", live);
+  mkfile(sub);
+  assert_int_equal(st_export_sweep(work), 2);
+  assert_int_equal(access(dead, F_OK), -1);
+  assert_int_equal(access(oci, F_OK), -1);
+  assert_int_equal(access(sub, F_OK), 0);
+  assert_int_equal(access(other, F_OK), 0);
+  assert_int_equal(st_export_sweep(work), 0);
+  unlink(sub);
+  assert_int_equal(rmdir(live), 0);
+  assert_int_equal(rmdir(other), 0);
+  assert_int_equal(count_dir(work), 0);
+
+  /* objects a killed worker stored for a run cancelled since */
+  make_profile("{\"name\":\"kx\",\"kind\":\"json:raw\",\"project\":\"p4\"}");
+  assert_int_equal(start(ta, "kx", 4, r, &err), 0);
+  assert_int_equal(st_export_run_set_state(pool, ta, r, "planning", NULL, &err), 0);
+  assert_int_equal(st_export_run_set_state(pool, ta, r, "running", NULL, &err), 0);
+  snprintf(key, sizeof(key), "tenants/%s/projects/p4/exports/%s/export.tgz", ta, r);
+  {
+    uint8_t d[32];
+    char hex[65];
+    snprintf(sub, sizeof(sub), "%s/partial", work);
+    mkfile(sub);
+    assert_int_equal(st_sha256_file(sub, d, NULL, &err), 0);
+    st_sha256_hex(d, hex);
+    if (st_objstore_put_file(store, ta, key, hex, sub, NULL, &err))
+      fail_msg("put: %s", st_error_text(&err));
+    unlink(sub);
+  }
+  assert_int_equal(st_export_run_cancel(pool, ta, r, NULL, &err), 0);
+  assert_int_equal(run_export(r, NULL, &err), ST_ECANCELED);
+  assert_int_equal(st_export_run_state(pool, ta, r, st, sizeof(st), &err), 0);
+  assert_string_equal(st, "cancelled");
+  snprintf(key, sizeof(key), "tenants/%s/projects/p4/", ta);
+  assert_int_equal(st_objstore_list(store, ta, key, NULL, 10, &page, &err), 0);
+  assert_int_equal(page.count, 0);
+  st_objstore_page_release(&page);
+  assert_int_equal(count_dir(work), 0);
+}
+
 static void ledger_change_fails_with_nothing_stored(void **state) {
   char r[40], st[32];
   st_error_t err = ST_ERROR_INIT;
@@ -525,6 +609,7 @@ int main(void) {
       cmocka_unit_test(policy_joins_and_redaction),
       cmocka_unit_test(zstd_and_none),
       cmocka_unit_test(cancel_leaves_nothing),
+      cmocka_unit_test(killed_worker_leftovers_cleaned),
       cmocka_unit_test(ledger_change_fails_with_nothing_stored),
       cmocka_unit_test(single_flight_and_tenant_limit),
   };

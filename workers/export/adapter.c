@@ -3,7 +3,9 @@
  * descriptor side (payload validation, job type per kind, st_export_job). */
 #define _GNU_SOURCE /* mkdtemp */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,7 @@ static const char *const suffixes[3] = {"", ".dsse.json", ".sig"};
 int st_export_tmpdir(const char *root, char **out, st_error_t *err) {
   st_buf_t tmpl = ST_BUF_INIT;
   *out = NULL;
-  if (st_buf_addf(&tmpl, "%s/stella-export-XXXXXX", root ? root : "/tmp"))
+  if (st_buf_addf(&tmpl, "%s/stella-export-%ld-XXXXXX", root ? root : "/tmp", (long)getpid()))
     return st_fail(err, ST_ENOMEM, "export: out of memory");
   if (!mkdtemp(tmpl.data)) {
     st_buf_release(&tmpl);
@@ -56,6 +58,71 @@ void st_export_rmtree(const char *dir) {
   closedir(d);
   rmdir(dir);
   st_buf_release(&p);
+}
+
+/* The pid in "<prefix><pid>-<suffix>", or 0 when name has not that form. */
+static long owner_pid(const char *name) {
+  static const char *const prefixes[] = {ST_EXPORT_TMP_PREFIX, ST_EXPORT_OCI_TMP_PREFIX};
+  for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+    size_t n = strlen(prefixes[i]);
+    char *end;
+    long pid;
+    if (strncmp(name, prefixes[i], n) || name[n] < '1' || name[n] > '9')
+      continue;
+    errno = 0;
+    pid = strtol(name + n, &end, 10);
+    if (!errno && *end == '-' && end[1] && pid > 0 && pid <= 4194304)
+      return pid;
+  }
+  return 0;
+}
+
+size_t st_export_sweep(const char *root) {
+  DIR *d;
+  struct dirent *e;
+  st_buf_t p = ST_BUF_INIT;
+  size_t removed = 0;
+  if (!(d = opendir(root ? root : "/tmp")))
+    return 0;
+  while ((e = readdir(d))) {
+    long pid = owner_pid(e->d_name);
+    struct stat sb;
+    if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    st_buf_reset(&p);
+    if (st_buf_addf(&p, "%s/%s", root ? root : "/tmp", e->d_name) || lstat(p.data, &sb) ||
+        !S_ISDIR(sb.st_mode))
+      continue;
+    st_warn("export: removing %s, left by process %ld which is gone", p.data, pid);
+    st_export_rmtree(p.data);
+    removed++;
+  }
+  closedir(d);
+  st_buf_release(&p);
+  return removed;
+}
+
+/* Every object under the run's prefix (tenants/<t>/projects/<p>/exports/<run>/): what a
+ * worker that died while storing left of a run that will never be built. */
+static int unstore_prefix(const st_export_env_t *env, const char *tenant, const char *project,
+                          const char *run_id, st_error_t *err) {
+  st_buf_t prefix = ST_BUF_INIT;
+  st_objstore_page_t page = ST_OBJSTORE_PAGE_INIT;
+  int rc;
+  if (st_buf_addf(&prefix, "tenants/%s/projects/%s/exports/%s/", tenant, project, run_id))
+    return st_fail(err, ST_ENOMEM, "export: out of memory");
+  do {
+    st_objstore_page_release(&page);
+    page = (st_objstore_page_t)ST_OBJSTORE_PAGE_INIT;
+    if ((rc = st_objstore_list(env->store, tenant, prefix.data, NULL, 100, &page, err)))
+      break;
+    for (size_t i = 0; i < page.count && !rc; i++)
+      if ((rc = st_objstore_delete(env->store, tenant, page.keys[i], err)) == ST_ENOENT)
+        rc = 0;
+  } while (!rc && page.count);
+  st_objstore_page_release(&page);
+  st_buf_release(&prefix);
+  return rc;
 }
 
 static int file_digest(const char *path, char hex[ST_SHA256_HEX_LEN + 1], uint8_t d[32],
@@ -279,6 +346,10 @@ int st_export_drive(const st_export_env_t *env, const char *tenant, const char *
   if ((rc = st_export_run_get(env->db, tenant, run_id, &run, err)))
     goto done;
   state = json_string_value(json_object_get(run, "state"));
+  if ((!strcmp(state, "cancelled") || !strcmp(state, "failed")) &&
+      (rc = unstore_prefix(env, tenant, json_string_value(json_object_get(run, "project")),
+                           run_id, err)))
+    goto done;
   if (!strcmp(state, "cancelled")) {
     rc = st_fail(err, ST_ECANCELED, "export run %s: cancelled", run_id);
     goto done;
@@ -361,6 +432,7 @@ int st_export_job(st_job_t *job, st_job_ctx_t *ctx, int max_attempts,
     tsa.url = url;
     env.tsa = &tsa;
   }
+  st_export_sweep(st_config_str(ctx->cfg, "export_tmp_dir"));
   env.db = ctx->db;
   env.store = store;
   env.signer = signer;

@@ -64,13 +64,24 @@ int st_export_plan_expect(const st_export_plan_t *plan, size_t *next, const char
 int st_export_poll(const st_export_env_t *env, const char *tenant, const char *run_id,
                    unsigned *since, size_t done, size_t total, st_error_t *err) ST_MUST_CHECK;
 
+/* Scratch directories are named <prefix><pid>-<random> so that the directories of a
+ * worker process that died (kill -9, OOM) can be told from live ones. */
+#define ST_EXPORT_TMP_PREFIX "stella-export-"
+#define ST_EXPORT_OCI_TMP_PREFIX "stella-ocid-"
+
 /* A new private directory under root (NULL = /tmp) into *out. */
 int st_export_tmpdir(const char *root, char **out, st_error_t *err) ST_MUST_CHECK;
 /* Remove dir and everything below it (no links followed). NULL is a no-op. */
 void st_export_rmtree(const char *dir);
+/* Remove the scratch directories under root (NULL = /tmp) of processes that no longer
+ * exist; the count removed. Run at the start of every export and distribution job, so a
+ * reclaimed job (or the next one) cleans what a killed worker left. */
+size_t st_export_sweep(const char *root);
 /* Write the detached signature files, store everything, and record the run built. */
 int st_export_publish(const st_export_out_t *o, st_error_t *err) ST_MUST_CHECK;
-/* The run lifecycle around an adapter's build: read the run; cancelled -> ST_ECANCELED;
+/* The run lifecycle around an adapter's build: read the run; cancelled or failed -> the
+ * objects under the run's prefix (a killed worker's partial store) removed, then
+ * cancelled -> ST_ECANCELED;
  * failed or distributed -> 0 (nothing to do); not yet built -> *prof from the run's
  * settings, then build(ud) (plan, build, seal, st_export_publish); then distribute. */
 int st_export_drive(const st_export_env_t *env, const char *tenant, const char *run_id,

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include "export/adapter.h"
 #include "oci_dist.h"
 #include "stella/mem.h"
 #include "stella/sha256.h"
@@ -43,12 +46,13 @@ static int read_dsse(const char *bundle, st_buf_t *out, st_error_t *err) {
                              bundle);
 }
 
+/* Named after the process (adapter.h), so st_export_sweep removes it if the worker dies. */
 static int mk_tmp(st__oci_src_t *s, const char *tmp_root, st_error_t *err) {
   const char *root = tmp_root ? tmp_root : "/tmp";
-  if (!(s->tmp = st_malloc(strlen(root) + 32)))
+  st_buf_t b = ST_BUF_INIT;
+  if (st_buf_addf(&b, "%s/" ST_EXPORT_OCI_TMP_PREFIX "%ld-XXXXXX", root, (long)getpid()))
     return st_fail(err, ST_ENOMEM, "out of memory");
-  strcpy(s->tmp, root);
-  strcat(s->tmp, "/stella-ocid.XXXXXX");
+  s->tmp = st_buf_detach(&b, NULL);
   if (!mkdtemp(s->tmp)) {
     st_free(s->tmp);
     s->tmp = NULL;

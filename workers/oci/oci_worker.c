@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/adapter.h"
 #include "oci_dist.h"
 #include "registry.h"
 #include "stella/log.h"
@@ -205,6 +206,7 @@ static int run(st_job_t *job, st_job_ctx_t *ctx, st_error_t *err) {
   int rc, first = 0;
 
   memset(&src, 0, sizeof(src));
+  st_export_sweep(ctx->cfg ? st_config_str(ctx->cfg, "export_tmp_dir") : NULL);
   if ((rc = resolve_source(ctx->cfg, json_string_value(json_object_get(p, kind)), &path, err)) ||
       (rc = st__oci_src_open(&src, kind, path, json_string_value(json_object_get(p, "ref")),
                              st_config_str(ctx->cfg, "export_tmp_dir"), err)))
