@@ -76,6 +76,7 @@ static const st_config_key_t keys[] = {
     {"api_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "directory for streamed uploads"},
     {"export_tmp_dir", ST_CONFIG_STRING, NULL, 0, 0, "export adapters' work files (/tmp)"},
     {"oci_source_dir", ST_CONFIG_STRING, NULL, 0, 0, "oci_distribute reads sources only here"},
+    {"oci_trusted_key", ST_CONFIG_STRING, NULL, 0, 0, "PEM key bundles are verified under"},
     {"oci_docker_config", ST_CONFIG_STRING, NULL, 0, 0, "registry credentials (config.json)"},
     {"oci_ca_file", ST_CONFIG_STRING, NULL, 0, 0, "PEM CA bundle for https registries"},
     {"oci_chunk_size", ST_CONFIG_INT, "0", 0, LL_MAX, "registry upload chunk (0 = monolithic)"},

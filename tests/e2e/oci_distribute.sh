@@ -60,6 +60,7 @@ printf '{"auths":{"%s":{"auth":"%s"}}}' "$HOSTPORT" "$(printf %s "$CREDS" | base
 chmod 600 auth.json
 mkdir src
 "$BIN/stella" key generate --type ed25519 -o sign.pem >/dev/null
+openssl pkey -in sign.pem -pubout -out sign.pub 2>/dev/null || fail "public key"
 cat >stella.conf <<CONF
 pg_url = $STELLA_PG_URL
 redis_url = $STELLA_REDIS_URL/12
@@ -67,6 +68,7 @@ worker_threads = 2
 export_tmp_dir = $TMP
 oci_source_dir = $TMP/src
 oci_docker_config = $TMP/auth.json
+oci_trusted_key = $TMP/sign.pub
 objstore = s3
 s3_endpoint = http://127.0.0.1:$S3PORT
 s3_bucket = stella
@@ -176,4 +178,20 @@ ln -s /etc/hostname src/escape.tgz
 id4=$(submit "$(jq -nc --arg b "$TMP/src/escape.tgz" --arg t "oci+http://$HOSTPORT/$repo-x:1" '{bundle:$b, targets:[$t]}')")
 if wait_job "$id4"; then fail "a source outside oci_source_dir was pushed"; fi
 "$BIN/stella" job get "$id4" --tenant "$T" | grep -q 'outside oci_source_dir' || fail "escape: $(cat "watch.$id4")"
-echo "ok: oci_distribute through stellad: bundle + DSSE referrer, S3 copy, rows/events, idempotent, faults"
+# 5. a tampered bundle (one payload file changed, re-packed with tar) is refused before any
+#    push: the job fails naming the failed check, the tag never appears in the registry
+mkdir tam && tar -xzf src/export.tgz -C tam || fail "untar"
+f=$(find tam/payload -name a.json) && echo '{"advisory":"CVE-2026-9999"}' >"$f"
+(cd tam && tar -czf "$TMP/src/tampered.tgz" .) || fail "repack"
+id5=$(submit "$(jq -nc --arg b "$TMP/src/tampered.tgz" --arg t "oci+http://$HOSTPORT/$repo-tam:1" '{bundle:$b, targets:[$t]}')")
+if wait_job "$id5"; then fail "a tampered bundle was pushed"; fi
+"$BIN/stella" job get "$id5" --tenant "$T" | grep -q 'does not verify' || fail "tamper: $(cat "watch.$id5")"
+skopeo inspect --raw --tls-verify=false --creds "$CREDS" "docker://$HOSTPORT/$repo-tam:1" >/dev/null 2>&1 &&
+  fail "the tampered bundle's tag exists"
+# a bundle sealed by another key is refused the same way
+"$BIN/stella" key generate --type ed25519 -o other.pem >/dev/null
+"$BIN/stella" bundle seal --kind export --key other.pem -o src/foreign.tgz in >/dev/null
+id6=$(submit "$(jq -nc --arg b "$TMP/src/foreign.tgz" --arg t "oci+http://$HOSTPORT/$repo-tam:2" '{bundle:$b, targets:[$t]}')")
+if wait_job "$id6"; then fail "a bundle of another key was pushed"; fi
+"$BIN/stella" job get "$id6" --tenant "$T" | grep -q 'does not verify' || fail "foreign: $(cat "watch.$id6")"
+echo "ok: oci_distribute through stellad: bundle + DSSE referrer, S3 copy, rows/events, idempotent, faults, tampered and foreign bundles refused"

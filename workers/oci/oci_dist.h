@@ -7,6 +7,9 @@
 #include <stdatomic.h>
 
 #include "stella/buf.h"
+#include "stella/config.h"
+#include "stella/objstore.h"
+#include "worker.h"
 #include "stella/db.h"
 #include "stella/oci.h"
 #include "stella/oci_registry.h"
@@ -48,5 +51,16 @@ int st__oci_src_push(st_oci_client_t *c, const st__oci_src_t *s, const char *rep
 int st__oci_record(st_db_pool_t *db, const char *tenant, const char *run_id,
                    const char *target, const st__oci_pushed_t *p, long long retain_days,
                    const char *error, st_error_t *err);
+
+/* Verify the sealed bundle at path against oci_trusted_key (a PEM public key), else the
+ * public key of signing_key; neither set: ST_ECONFIG. ST_EVERIFY naming the failed check. */
+int st__oci_verify_bundle(const st_config_t *cfg, const char *path, st_error_t *err);
+
+/* Fetch the artifact of export run run_id (built or distributed) from the object store
+ * (*store opened from ctx->cfg when NULL) into a new scratch directory *dir (the caller
+ * removes it and frees both strings); *path = the .tgz. ST_EVERIFY when its SHA-256 is not
+ * the run's, ST_ECONFLICT when the run has nothing built. */
+int st__oci_run_fetch(st_job_ctx_t *ctx, st_objstore_t **store, const char *tenant,
+                      const char *run_id, char **dir, char **path, st_error_t *err);
 
 #endif

@@ -2,7 +2,8 @@
  * artifacts. Payload (schemas/json/job-oci-distribute.schema.json): exactly one of
  * "bundle" (a sealed .tgz) or "layout" (an OCI layout directory or oci-archive, "ref"
  * naming its index.json entry), absolute paths that must resolve inside the configured
- * oci_source_dir; "targets": `oci://HOST[:PORT]/REPO[:TAG]` (https),
+ * oci_source_dir, or neither and a "run_id" whose stored artifact is fetched from the object
+ * store (oci_source.c); a bundle is verified against the trusted key before any push; "targets": `oci://HOST[:PORT]/REPO[:TAG]` (https),
  * `oci+http://HOST[:PORT]/REPO[:TAG]` (plain http, local registries) or `s3://KEY` (the
  * configured object store, under tenants/<tenant>/KEY); optional "run_id" (an export run:
  * its export_distributions rows and `export.distributed` events are written when the
@@ -105,8 +106,9 @@ static int validate(const json_t *p, st_error_t *err) {
       return st_fail(err, ST_EINVAL, "%s: unknown key", k);
     }
   }
-  if (nsrc != 1)
-    return st_fail(err, ST_EINVAL, "bundle/layout: want exactly one of them");
+  if (nsrc > 1 || (!nsrc && !json_object_get(p, "run_id")))
+    return st_fail(err, ST_EINVAL, "bundle/layout: want exactly one of them, or run_id alone "
+                   "(that export run's stored artifact)");
   if (!json_object_get(p, "targets"))
     return st_fail(err, ST_EINVAL, "targets: required");
   if (json_object_get(p, "ref") && json_object_get(p, "bundle"))
@@ -196,18 +198,22 @@ static int run(st_job_t *job, st_job_ctx_t *ctx, st_error_t *err) {
   const json_t *p = job->env->payload, *targets = json_object_get(p, "targets"), *t;
   const char *tenant = job->env->tenant;
   const char *run_id = json_string_value(json_object_get(p, "run_id"));
-  const char *kind = json_object_get(p, "bundle") ? "bundle" : "layout";
+  const char *kind = json_object_get(p, "layout") ? "layout" : "bundle";
   long long days = json_integer_value(json_object_get(p, "retain_days"));
   st__oci_src_t src;
   st_objstore_t *store = NULL;
   json_t *result = json_array();
-  char *path = NULL, *text = NULL;
+  char *path = NULL, *text = NULL, *fetched = NULL;
   size_t i;
   int rc, first = 0;
 
   memset(&src, 0, sizeof(src));
   st_export_sweep(ctx->cfg ? st_config_str(ctx->cfg, "export_tmp_dir") : NULL);
-  if ((rc = resolve_source(ctx->cfg, json_string_value(json_object_get(p, kind)), &path, err)) ||
+  if (!json_object_get(p, kind))
+    rc = st__oci_run_fetch(ctx, &store, tenant, run_id, &fetched, &path, err);
+  else
+    rc = resolve_source(ctx->cfg, json_string_value(json_object_get(p, kind)), &path, err);
+  if (rc || (!strcmp(kind, "bundle") && (rc = st__oci_verify_bundle(ctx->cfg, path, err))) ||
       (rc = st__oci_src_open(&src, kind, path, json_string_value(json_object_get(p, "ref")),
                              st_config_str(ctx->cfg, "export_tmp_dir"), err)))
     goto done;
@@ -256,6 +262,8 @@ done:
   st__oci_src_close(&src);
   st_objstore_free(store);
   st_free(path);
+  st_export_rmtree(fetched);
+  st_free(fetched);
   return rc;
 }
 
