@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
       goto done;
   }
   {
-    st_export_json_env_t env = {pool, store, signer, NULL, argv[4], NULL, NULL, NULL, 0};
+    st_export_json_env_t env = {pool, store, signer, NULL, argv[4], NULL, NULL, NULL, 0, NULL, 0};
     if (st_export_run_start(pool, argv[1], &p, NULL, 0, NULL, run_id, &err) ||
         st_export_json_run(&env, argv[1], run_id, &err) ||
         st_export_run_get(pool, argv[1], run_id, &run, &err))

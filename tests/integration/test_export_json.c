@@ -6,7 +6,10 @@
  * only allowlisted fields; a run cancelled mid-way stores nothing and leaves no work
  * files; a ledger change after planning fails the run with nothing stored; single-flight
  * and the per-tenant limit refuse a second active run; another tenant cannot read,
- * cancel or run a tenant's run. */
+ * cancel or run a tenant's run. Every distributed run has an `export` evidence bundle
+ * holding its manifest (Merkle root aligned) and transcript; a killed worker's scratch
+ * directories and stored objects are cleaned; a profile's distribution targets queue an
+ * oci_distribute job that fetches, verifies and copies the run's bundle. */
 #include "st_test_db.h"
 
 #include <dirent.h>
@@ -15,7 +18,13 @@
 #include <unistd.h>
 
 #include "../keys_fixtures.h"
+#include <hiredis/hiredis.h>
+
+#include "envelope.h"
 #include "export/adapter.h"
+#include "registry.h"
+#include "stella/config.h"
+#include "transport.h"
 #include "export/export.h"
 #include "export_json/export_json.h"
 #include "stella/bundle.h"
@@ -136,7 +145,8 @@ static void on_progress(void *ud, double f, const char *note) {
 }
 
 static int run_export(const char *run_id, cancel_at_t *c, st_error_t *err) {
-  st_export_json_env_t env = {pool, store, signer, NULL, work, NULL, on_progress, c, 1};
+  st_export_json_env_t env = {pool, store, signer, NULL, work, NULL, on_progress, c, 1,
+                              st_test_env("STELLA_REDIS_URL"), 1 << 20};
   return st_export_json_run(&env, ta, run_id, err);
 }
 
@@ -558,6 +568,160 @@ static void killed_worker_leftovers_cleaned(void **state) {
   assert_int_equal(count_dir(work), 0);
 }
 
+/* The envelope of job_id on stella:jobs:oci_distribute (NULL when absent). */
+static json_t *queued_payload(const char *job_id) {
+  char *host = NULL;
+  int port = 0, db = 0;
+  st_error_t err = ST_ERROR_INIT;
+  redisContext *c;
+  redisReply *r;
+  json_t *found = NULL;
+
+  assert_int_equal(st_redis_url_parse(st_test_env("STELLA_REDIS_URL"), &host, &port, &db, &err),
+                   0);
+  c = redisConnect(host, port);
+  assert_true(c && !c->err);
+  freeReplyObject(redisCommand(c, "SELECT %d", db));
+  r = redisCommand(c, "XRANGE stella:jobs:oci_distribute - +");
+  assert_true(r && r->type == REDIS_REPLY_ARRAY);
+  for (size_t i = 0; i < r->elements; i++) {
+    redisReply *fields = r->element[i]->element[1];
+    st_envelope_t env;
+    st_envelope_init(&env);
+    assert_int_equal(st_envelope_decode(&env, fields->element[1]->str, fields->element[1]->len,
+                                        &(st_envelope_limits_t){1 << 20, NULL}, &err),
+                     0);
+    if (!strcmp(env.job_id, job_id)) {
+      assert_string_equal(env.tenant, ta);
+      json_decref(found);
+      found = json_incref(env.payload);
+    }
+    st_envelope_release(&env);
+  }
+  freeReplyObject(r);
+  redisFree(c);
+  st_free(host);
+  return found;
+}
+
+static int run_oci(const st_config_t *cfg, json_t *payload, st_error_t *err) {
+  st_envelope_t env;
+  st_job_t job = {&env, "stella:jobs:oci_distribute", "1-0"};
+  st_job_ctx_t ctx;
+  int rc;
+  st_envelope_init(&env);
+  env.job_id = st_strdup("oci-test");
+  env.tenant = st_strdup(ta);
+  env.type = st_strdup("oci_distribute");
+  env.attempt = 1;
+  env.payload = json_incref(payload);
+  memset(&ctx, 0, sizeof(ctx));
+  ctx.db = pool;
+  ctx.cfg = cfg;
+  rc = st_worker_oci_distribute.validate(payload, err);
+  if (!rc)
+    rc = st_worker_oci_distribute.run(&job, &ctx, err);
+  st_envelope_release(&env);
+  return rc;
+}
+
+/* A profile with distribution targets: the built run queues oci-<run> {run_id, targets,
+ * retain_days}; the distributor given only the run id fetches the stored bundle, verifies
+ * it and copies it to the s3 target (same bytes, a pushed row); a stored bundle that no
+ * longer matches the run is refused. Bad distribution settings are refused at the profile. */
+static void distribution_handoff_and_fetch(void **state) {
+  char r[40], key[512], pub[4096];
+  st_error_t err = ST_ERROR_INIT;
+  st_export_profile_t p;
+  st_config_t *cfg = NULL;
+  json_t *run = NULL, *payload, *j;
+  st_buf_t orig, copy;
+  FILE *f;
+  (void)state;
+
+  st_export_profile_init(&p);
+  j = json_pack("{s:s, s:s, s:{s:[s]}}", "name", "bad", "kind", "json:raw", "distribution",
+                "targets", "oci://user:pw@reg.example/r:1");
+  assert_int_equal(st_export_profile_from_json(j, &p, &err), ST_EINVAL);
+  assert_non_null(strstr(err.msg, "distribution"));
+  json_decref(j);
+  j = json_pack("{s:s, s:s, s:{s:[s], s:i}}", "name", "bad", "kind", "json:raw",
+                "distribution", "targets", "s3://x", "colour", 1);
+  assert_int_equal(st_export_profile_from_json(j, &p, &err), ST_EINVAL);
+  assert_non_null(strstr(err.msg, "distribution.colour"));
+  json_decref(j);
+
+  make_profile("{\"name\":\"dx\",\"kind\":\"json:raw\",\"project\":\"p5\","
+               "\"distribution\":{\"targets\":[\"s3://copies/dx.tgz\"],\"retain_days\":7}}");
+  assert_int_equal(st_export_profile_get(pool, ta, "dx", &p, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(p.distribution, "retain_days")), 7);
+  st_export_profile_release(&p);
+  assert_int_equal(start(ta, "dx", 4, r, &err), 0);
+  if (run_export(r, NULL, &err))
+    fail_msg("run: %s", st_error_text(&err));
+  snprintf(key, sizeof(key), "oci-%s", r);
+  assert_non_null(payload = queued_payload(key));
+  assert_string_equal(json_string_value(json_object_get(payload, "run_id")), r);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(payload, "targets"), 0)),
+                      "s3://copies/dx.tgz");
+  assert_int_equal(json_integer_value(json_object_get(payload, "retain_days")), 7);
+
+  /* the distributor, configured with this store and the trusted public key */
+  snprintf(pub, sizeof(pub), "%s/trusted.pub", work);
+  assert_non_null(f = fopen(pub, "wb"));
+  fputs(ED25519_PUB_PEM, f);
+  fclose(f);
+  assert_int_equal(st_config_load(&cfg, NULL, &err), 0);
+  assert_int_equal(st_config_set(cfg, "objstore", "fs", &err), 0);
+  assert_int_equal(st_config_set(cfg, "data_dir", root, &err), 0);
+  assert_int_equal(st_config_set(cfg, "oci_trusted_key", pub, &err), 0);
+  assert_int_equal(st_config_set(cfg, "export_tmp_dir", work, &err), 0);
+  if (run_oci(cfg, payload, &err))
+    fail_msg("oci_distribute: %s", st_error_text(&err));
+  get_object(artifact(r, &run), &orig);
+  snprintf(key, sizeof(key), "tenants/%s/copies/dx.tgz", ta);
+  get_object(key, &copy);
+  assert_int_equal(orig.len, copy.len);
+  assert_memory_equal(orig.data, copy.data, orig.len);
+  assert_int_equal(sql_int("SELECT count(*) FROM export_distributions WHERE run_id::text = $1 "
+                           "AND target = 's3://copies/dx.tgz' AND state = 'pushed' AND "
+                           "retain_until IS NOT NULL", r), 1);
+  /* the stored bundle replaced behind the run's back: refused, nothing copied */
+  {
+    uint8_t d[32];
+    char hex[65], path[4200];
+    snprintf(path, sizeof(path), "%s/swapped", work);
+    assert_non_null(f = fopen(path, "wb"));
+    assert_int_equal(fwrite(orig.data, 1, orig.len - 1, f), orig.len - 1);
+    fclose(f);
+    assert_int_equal(st_sha256_file(path, d, NULL, &err), 0);
+    st_sha256_hex(d, hex);
+    snprintf(key, sizeof(key), "%s",
+             json_string_value(json_object_get(json_object_get(run, "artifact"), "key")));
+    assert_int_equal(st_objstore_delete(store, ta, key, &err), 0);
+    assert_int_equal(st_objstore_put_file(store, ta, key, hex, path, NULL, &err), 0);
+    unlink(path);
+  }
+  json_object_set_new(payload, "targets", json_pack("[s]", "s3://copies/dx2.tgz"));
+  assert_int_equal(run_oci(cfg, payload, &err), ST_EVERIFY);
+  assert_non_null(strstr(err.msg, "reads back as"));
+  snprintf(key, sizeof(key), "tenants/%s/copies/dx2.tgz", ta);
+  {
+    st_objstore_stat_t sb;
+    assert_int_equal(st_objstore_stat(store, ta, key, &sb, &err), ST_ENOENT);
+  }
+  /* a run that is not built has nothing to distribute */
+  json_object_set_new(payload, "run_id", json_string("00000000-0000-4000-8000-000000000000"));
+  assert_int_equal(run_oci(cfg, payload, &err), ST_ENOENT);
+  unlink(pub);
+  assert_int_equal(count_dir(work), 0);
+  st_config_free(cfg);
+  json_decref(payload);
+  json_decref(run);
+  st_buf_release(&orig);
+  st_buf_release(&copy);
+}
+
 static void ledger_change_fails_with_nothing_stored(void **state) {
   char r[40], st[32];
   st_error_t err = ST_ERROR_INIT;
@@ -610,6 +774,7 @@ int main(void) {
       cmocka_unit_test(zstd_and_none),
       cmocka_unit_test(cancel_leaves_nothing),
       cmocka_unit_test(killed_worker_leftovers_cleaned),
+      cmocka_unit_test(distribution_handoff_and_fetch),
       cmocka_unit_test(ledger_change_fails_with_nothing_stored),
       cmocka_unit_test(single_flight_and_tenant_limit),
   };

@@ -195,7 +195,7 @@ static void cancel_now(void *ud, double f, const char *note) {
 
 static int run(const char *run_id, int cancel, st_error_t *err) {
   st_export_env_t env = {pool, store, signer, NULL, work, NULL, cancel_now,
-                         cancel ? (void *)run_id : NULL, 1};
+                         cancel ? (void *)run_id : NULL, 1, NULL, 0};
   return st_trivy_export_run(&env, ta, run_id, err);
 }
 

@@ -291,8 +291,9 @@ int st_export_distribute(const st_export_env_t *env, const char *tenant, const c
   if (st_buf_addf(&target, "objstore:%s:%s", st_objstore_backend(env->store),
                   json_string_value(json_object_get(art, "key"))))
     return st_fail(err, ST_ENOMEM, "export: out of memory");
-  if (!json_object_get(run, "evidence") &&
-      (rc = st_export_evidence(env, tenant, run_id, run, target.data, err)))
+  if ((!json_object_get(run, "evidence") &&
+       (rc = st_export_evidence(env, tenant, run_id, run, target.data, err))) ||
+      (rc = st_export_handoff(env, tenant, run_id, run, err)))
     goto done;
   rc = st_export_run_distributed(env->db, tenant, run_id, target.data,
                                  json_string_value(json_object_get(art, "sha256")), err);
@@ -437,6 +438,8 @@ int st_export_job(st_job_t *job, st_job_ctx_t *ctx, int max_attempts,
   env.store = store;
   env.signer = signer;
   env.tmp_dir = st_config_str(ctx->cfg, "export_tmp_dir");
+  env.redis_url = st_config_str(ctx->cfg, "redis_url");
+  env.max_envelope = (size_t)st_config_int(ctx->cfg, "max_envelope_bytes");
   env.cancel = &ctx->cancel;
   env.progress = progress;
   env.ud = ctx;

@@ -39,6 +39,8 @@ typedef struct st_export_env_s {
   void (*progress)(void *ud, double fraction, const char *note);
   void *ud;
   unsigned poll_every;      /* documents between checks of the run's state; 0 = 1000 */
+  const char *redis_url;    /* where st_export_handoff queues; NULL = cannot queue */
+  size_t max_envelope;      /* envelope size cap (0 = none) */
 } st_export_env_t;
 
 /* What was built, to sign and store. extra: more file names in dir stored beside the
@@ -87,7 +89,8 @@ int st_export_publish(const st_export_out_t *o, st_error_t *err) ST_MUST_CHECK;
 int st_export_drive(const st_export_env_t *env, const char *tenant, const char *run_id,
                     st_export_profile_t *prof, int (*build)(void *ud, st_error_t *err),
                     void *ud, st_error_t *err) ST_MUST_CHECK;
-/* Evidence (st_export_evidence), then built -> distributed with
+/* Evidence (st_export_evidence), the hand-off to the OCI distributor (st_export_handoff),
+ * then built -> distributed with
  * "objstore:<backend>:<artifact key>" (run: st_export_run_get's). */
 int st_export_distribute(const st_export_env_t *env, const char *tenant, const char *run_id,
                          const json_t *run, st_error_t *err) ST_MUST_CHECK;
@@ -97,6 +100,12 @@ int st_export_distribute(const st_export_env_t *env, const char *tenant, const c
  * the run (locker.c). ST_EVERIFY when the stored bundle does not match the run. */
 int st_export_evidence(const st_export_env_t *env, const char *tenant, const char *run_id,
                        const json_t *run, const char *target, st_error_t *err) ST_MUST_CHECK;
+
+/* When the run's profile (its settings) has distribution targets: queue the
+ * oci_distribute job oci-<run_id> {run_id, targets, retain_days?} (handoff.c). No targets:
+ * nothing. ST_ECONFIG without env->redis_url. */
+int st_export_handoff(const st_export_env_t *env, const char *tenant, const char *run_id,
+                      const json_t *run, st_error_t *err) ST_MUST_CHECK;
 
 /* The job type that builds runs of a profile kind: trivy_db, trivy_java_db, export_json. */
 const char *st_export_job_type(const char *kind);

@@ -56,14 +56,17 @@ typedef struct st_export_profile_s {
   json_t *filters;       /* object, validated */
   json_t *redaction;     /* array of top-level document field names kept; [] = all */
   json_t *source_tenants; /* array of other tenant ids; [] = own only */
+  json_t *distribution;  /* {"targets": [...], "retain_days"?}: oci_distribute targets
+                          * queued when a run is built; NULL = none */
   char *created_at, *updated_at; /* set when read from the database */
 } st_export_profile_t;
 
 void st_export_profile_init(st_export_profile_t *p);
 void st_export_profile_release(st_export_profile_t *p);
 /* Fill p from its JSON form {"name", "kind", "project"?, "filters"?, "redaction"?,
- * "compression"?, "single_flight"?, "schedule"?, "source_tenants"?}, validating every
- * field (unknown keys refused). p must be initialised; it is released first. */
+ * "compression"?, "single_flight"?, "schedule"?, "source_tenants"?, "distribution"?},
+ * validating every field (unknown keys refused; distribution's targets and retain_days
+ * by the oci_distribute payload rules). p must be initialised; it is released first. */
 int st_export_profile_from_json(const json_t *j, st_export_profile_t *p, st_error_t *err)
     ST_MUST_CHECK;
 /* The JSON form (with created_at/updated_at when set). */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "export/export.h"
+#include "registry.h"
 #include "stella/jcs.h"
 #include "stella/mem.h"
 
@@ -11,7 +12,8 @@ static const char *const kinds[] = {"json:raw", "json:policy", "mirror:full", "m
 static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
 static const char *const fields[] = {"name", "project", "kind", "filters", "redaction",
                                      "compression", "single_flight", "schedule",
-                                     "source_tenants", "created_at", "updated_at", NULL};
+                                     "source_tenants", "distribution", "created_at",
+                                     "updated_at", NULL};
 
 static int in(const char *s, const char *const *set) {
   for (; s && *set; set++)
@@ -44,6 +46,7 @@ void st_export_profile_release(st_export_profile_t *p) {
   json_decref(p->filters);
   json_decref(p->redaction);
   json_decref(p->source_tenants);
+  json_decref(p->distribution);
   st_export_profile_init(p);
 }
 
@@ -61,6 +64,27 @@ static int str_array(const json_t *a, const char *field, int tenants, st_error_t
                      tenants ? "a tenant id ([A-Za-z0-9._-]{1,64})" : "a field name");
   }
   return 0;
+}
+
+/* distribution: {"targets", "retain_days"?}, checked as the oci_distribute job that a built
+ * run queues will check its payload (the run id is filled in then). */
+static int distribution_check(const json_t *d, st_error_t *err) {
+  const char *key;
+  json_t *v, *payload;
+  int rc;
+  if (!json_is_object(d))
+    return st_fail(err, ST_EINVAL, "distribution: expected an object {targets, retain_days?}");
+  json_object_foreach((json_t *)d, key, v) if (strcmp(key, "targets") && strcmp(key, "retain_days"))
+      return st_fail(err, ST_EINVAL, "distribution.%s: unknown field", key);
+  if (!json_object_get(d, "targets"))
+    return st_fail(err, ST_EINVAL, "distribution.targets: required");
+  if (!(payload = json_deep_copy(d)) ||
+      json_object_set_new(payload, "run_id", json_string("00000000-0000-0000-0000-000000000000")))
+    rc = st_fail(err, ST_ENOMEM, "profile");
+  else if ((rc = st_worker_oci_distribute.validate(payload, err)))
+    rc = st_error_wrap(err, "distribution");
+  json_decref(payload);
+  return rc;
 }
 
 int st_export_profile_from_json(const json_t *j, st_export_profile_t *p, st_error_t *err) {
@@ -104,6 +128,14 @@ int st_export_profile_from_json(const json_t *j, st_export_profile_t *p, st_erro
   p->source_tenants = json_object_get(j, "source_tenants")
                           ? json_deep_copy(json_object_get(j, "source_tenants"))
                           : json_array();
+  if ((v = json_object_get(j, "distribution")) && !json_is_null(v)) {
+    if ((rc = distribution_check(v, err)))
+      goto done;
+    if (!(p->distribution = json_deep_copy(v))) {
+      rc = st_fail(err, ST_ENOMEM, "profile");
+      goto done;
+    }
+  }
   if (!p->filters || !p->redaction || !p->source_tenants || !(p->name = st_strdup(name)) ||
       !(p->project = st_strdup(project)) || !(p->kind = st_strdup(kind)) ||
       !(p->compression = st_strdup(comp)) || (sched && !(p->schedule = st_strdup(sched)))) {
@@ -128,6 +160,8 @@ int st_export_profile_to_json(const st_export_profile_t *p, json_t **out, st_err
                         "compression", p->compression, "single_flight", p->single_flight,
                         "source_tenants", p->source_tenants, "schedule",
                         p->schedule ? json_string(p->schedule) : json_null());
+  if (j && p->distribution)
+    json_object_set(j, "distribution", p->distribution);
   if (j && p->created_at)
     json_object_set_new(j, "created_at", json_string(p->created_at));
   if (j && p->updated_at)
@@ -149,11 +183,13 @@ static int hook(PGconn *c, const st_export_hook_t *h, int rc, st_error_t *err) {
 }
 
 #define PROFILE_COLS                                                                        \
-  "jsonb_build_object('name', name, 'project', project, 'kind', kind, 'filters', filters,"  \
+  "(jsonb_build_object('name', name, 'project', project, 'kind', kind, 'filters', filters," \
   " 'redaction', redaction, 'compression', compression, 'single_flight', single_flight,"    \
   " 'schedule', schedule, 'source_tenants', to_jsonb(source_tenants),"                      \
   " 'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"\
-  " 'updated_at', to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text"
+  " 'updated_at', to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) ||"\
+  " CASE WHEN distribution IS NULL THEN '{}'::jsonb"                                         \
+  " ELSE jsonb_build_object('distribution', distribution) END)::text"
 
 static int create_tx(PGconn *c, void *arg, st_error_t *err) {
   crud_t *a = arg;
@@ -161,12 +197,12 @@ static int create_tx(PGconn *c, void *arg, st_error_t *err) {
   int rc = st_db_exec(
       c,
       "INSERT INTO export_profiles (tenant_id, name, project, kind, filters, redaction, "
-      "compression, single_flight, schedule, source_tenants) "
+      "compression, single_flight, schedule, source_tenants, distribution) "
       "SELECT current_setting('stella.tenant'), j->>'name', j->>'project', "
       "(j->>'kind')::export_kind, j->'filters', j->'redaction', "
       "(j->>'compression')::export_compression, (j->>'single_flight')::boolean, "
-      "j->>'schedule', ARRAY(SELECT jsonb_array_elements_text(j->'source_tenants')) "
-      "FROM (SELECT $1::jsonb AS j) s",
+      "j->>'schedule', ARRAY(SELECT jsonb_array_elements_text(j->'source_tenants')), "
+      "j->'distribution' FROM (SELECT $1::jsonb AS j) s",
       1, p, NULL, err);
   return rc == ST_ECONFLICT ? st_fail(err, ST_EEXIST, "name: profile \"%s\" already exists",
                                       a->name)
@@ -290,8 +326,8 @@ static int update_tx(PGconn *c, void *arg, st_error_t *err) {
       "filters = j->'filters', redaction = j->'redaction', "
       "compression = (j->>'compression')::export_compression, "
       "single_flight = (j->>'single_flight')::boolean, schedule = j->>'schedule', "
-      "source_tenants = ARRAY(SELECT jsonb_array_elements_text(j->'source_tenants')) "
-      "FROM (SELECT $1::jsonb AS j) s WHERE name = j->>'name'",
+      "source_tenants = ARRAY(SELECT jsonb_array_elements_text(j->'source_tenants')), "
+      "distribution = j->'distribution' FROM (SELECT $1::jsonb AS j) s WHERE name = j->>'name'",
       1, p, &n, err);
   if (!rc && n == 0)
     rc = st_fail(err, ST_ENOENT, "profile \"%s\" not found", a->name);
