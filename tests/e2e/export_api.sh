@@ -231,6 +231,35 @@ sleep 2 # the worker notices within one poll of its documents
 [ -z "$(find "$TMP" -maxdepth 1 -name 'stella-export-*')" ] || fail "work files left behind"
 [ "$(api "$BIGOP" POST "/exports/runs/$RUNB/cancel")" = 409 ] || fail "second cancel"
 
+echo "== kill -9 mid-run: the reclaimed job sweeps the dead worker's scratch and finishes"
+[ "$(api "$BIGOP" POST /exports/runs '{"profile":"big"}')" = 202 ] || fail "big run 2"
+RUNK=$(jget run_id)
+for _ in $(seq 600); do
+  api "$BIGOP" GET "/exports/runs/$RUNK" >/dev/null
+  [ "$(jget state)" = running ] && [ -n "$(find "$TMP" -maxdepth 1 -name "stella-export-$PID-*")" ] && break
+  sleep 0.02
+done
+[ "$(jget state)" = running ] || fail "run 2 not running at the kill: $(jget state)"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null || true
+STALE=$(find "$TMP" -maxdepth 1 -name "stella-export-$PID-*")
+[ -n "$STALE" ] || fail "no scratch directory of the killed worker"
+STELLA_JOB_LEASE_MS=4000 "$BIN/stellad" --roles api,worker 2>>"$TMP/stellad.log" &
+PID=$!
+for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do
+  api "$BIGOP" GET "/exports/runs/$RUNK" >/dev/null
+  case "$(jget state)" in distributed | failed | cancelled) break ;; esac
+  sleep 0.2
+done
+[ "$(jget state)" = distributed ] || fail "run 2 after the restart: $(cat "$TMP/b")"
+jget evidence.bundle_id >/dev/null || fail "run 2 has no evidence"
+[ ! -e "$STALE" ] || fail "the killed worker's $STALE is still there"
+grep -q 'which is gone' "$TMP/stellad.log" || fail "no sweep logged"
+sleep 1
+LEFT=$(find "$TMP" -maxdepth 1 -name "stella-export-*")
+[ -z "$LEFT" ] || fail "scratch left after the run: $LEFT"
+
 psql "$STELLA_PG_ADMIN_URL" -qc "DELETE FROM export_runs WHERE tenant_id IN ('$T','$BIG');
   DELETE FROM export_profiles WHERE tenant_id IN ('$T','$BIG');
   DELETE FROM ledger_advisories WHERE tenant_id IN ('$T','$BIG');" >/dev/null || true
