@@ -162,8 +162,8 @@ static int cmd_build(int argc, char **argv) {
     goto done;
   printf("%s mirror %s: %lld advisories, %lld vex, %lld policy packs; +%lld ~%lld -%lld; "
          "%lld blobs shipped; mirror.json sha256 %s\n",
-         bs ? "delta" : "full", out, res.docs[0], res.docs[1], res.docs[2], res.added,
-         res.changed, res.removed, res.blobs, res.mirror_sha256);
+         bs ? "delta" : "full", out, res.docs[0], res.docs[1], res.docs[2], res.added, res.changed,
+         res.removed, res.blobs, res.mirror_sha256);
   if (bd.skipped)
     printf("skipped %lld policy results files (not mirrored)\n", bd.skipped);
   rc = ST_EXIT_OK;
@@ -279,7 +279,8 @@ static int cmd_verify(int argc, char **argv) {
     goto done;
   }
   printf("ok: %s: %lld advisories, %lld vex, %lld policy packs; TUF roles, indexes and blobs "
-         "verified\n", dir, docs[0], docs[1], docs[2]);
+         "verified\n",
+         dir, docs[0], docs[1], docs[2]);
 done:
   trust_release(&ta);
   return rc;

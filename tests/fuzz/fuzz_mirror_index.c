@@ -24,8 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       st__mentry_t again;
       if (st__mirror_index_line(&out, &e, &err) ||
           st__mirror_index_parse(out.data, out.len - 1, 0, &again, &del, &err) ||
-          strcmp(again.id, e.id) || memcmp(again.sha, e.sha, ST_SHA256_LEN) ||
-          again.size != e.size)
+          strcmp(again.id, e.id) || memcmp(again.sha, e.sha, ST_SHA256_LEN) || again.size != e.size)
         abort();
       st_free(again.id);
       st_buf_release(&out);

@@ -54,9 +54,14 @@ static inline void st_test_profile_create(st_db_pool_t *pool, const char *tenant
 static inline void st_test_export_cleanup(const char *admin_url, const char *ta, const char *tb) {
   PGconn *a = PQconnectdb(admin_url);
   const char *p[2] = {ta, tb};
-  static const char *const tables[] = {"outbox", "export_runs", "export_profiles",
-                                       "ledger_policy_results", "ledger_policy_packs",
-                                       "ledger_vex_documents", "ledger_advisories", NULL};
+  static const char *const tables[] = {"outbox",
+                                       "export_runs",
+                                       "export_profiles",
+                                       "ledger_policy_results",
+                                       "ledger_policy_packs",
+                                       "ledger_vex_documents",
+                                       "ledger_advisories",
+                                       NULL};
   for (const char *const *t = tables; *t; t++) {
     char sql[128];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE tenant_id IN ($1, $2)", *t);

@@ -27,10 +27,10 @@ static st_signer_t *signer;
 static char *root, *work;
 
 static int setup(void **state) {
-  static const char *const files[] = {
-      "osv/STELLA-NPM-0001.json", "osv/STELLA-PYPI-0002.json", "osv/STELLA-MVN-0003.json",
-      "osv/STELLA-GO-0004.json", "vex/stella-vex-2024-001.json", "policy/baseline-pack.json",
-      "policy/baseline-results.json", NULL};
+  static const char *const files[] = {"osv/STELLA-NPM-0001.json",     "osv/STELLA-PYPI-0002.json",
+                                      "osv/STELLA-MVN-0003.json",     "osv/STELLA-GO-0004.json",
+                                      "vex/stella-vex-2024-001.json", "policy/baseline-pack.json",
+                                      "policy/baseline-results.json", NULL};
   st_error_t err = ST_ERROR_INIT;
   (void)state;
   st_test_db_setup(&app_url, &admin_url, "mir", ta, tb, sizeof(ta));
@@ -85,8 +85,7 @@ static void run_fetch(const char *run_id, const char *want_state, const char *na
   FILE *f;
   assert_int_equal(st_export_run_get(pool, ta, run_id, &run, &err), 0);
   if (strcmp(json_string_value(json_object_get(run, "state")), want_state))
-    fail_msg("run %s: %s (%s), want %s", run_id,
-             json_string_value(json_object_get(run, "state")),
+    fail_msg("run %s: %s (%s), want %s", run_id, json_string_value(json_object_get(run, "state")),
              json_string_value(json_object_get(run, "error")), want_state);
   if (out) {
     akey = json_string_value(json_object_get(json_object_get(run, "artifact"), "key"));

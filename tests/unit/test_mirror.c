@@ -70,15 +70,21 @@ static void olpc_canonical(void **state) {
 static void index_lines(void **state) {
   static const char *const bad[] = {
       "{\"id\":\"a\",\"sha256\":\"00\",\"size\":1}",
-      "{\"id\":\"a\",\"sha256\":\"" "AB00000000000000000000000000000000000000000000000000000000000000"
+      "{\"id\":\"a\",\"sha256\":\""
+      "AB00000000000000000000000000000000000000000000000000000000000000"
       "\",\"size\":1}",
-      "{\"id\":\"a\",\"sha256\":\"" "0000000000000000000000000000000000000000000000000000000000000000"
+      "{\"id\":\"a\",\"sha256\":\""
+      "0000000000000000000000000000000000000000000000000000000000000000"
       "\",\"size\":-1}",
-      "{\"id\":\"\",\"sha256\":\"" "0000000000000000000000000000000000000000000000000000000000000000"
+      "{\"id\":\"\",\"sha256\":\""
+      "0000000000000000000000000000000000000000000000000000000000000000"
       "\",\"size\":1}",
-      "{\"id\":\"a\",\"sha256\":\"" "0000000000000000000000000000000000000000000000000000000000000000"
+      "{\"id\":\"a\",\"sha256\":\""
+      "0000000000000000000000000000000000000000000000000000000000000000"
       "\",\"size\":1,\"x\":1}",
-      "[1]", "{\"id\":\"a\"", NULL};
+      "[1]",
+      "{\"id\":\"a\"",
+      NULL};
   st__mentry_t e;
   st_error_t err = ST_ERROR_INIT;
   int del;
@@ -95,8 +101,7 @@ static void index_lines(void **state) {
       st__mirror_index_parse("{\"id\":\"a\",\"op\":\"mv\"}", 20, 1, &e, &del, &err), 0);
   st_free(e.id);
   assert_int_not_equal(
-      st__mirror_index_parse("{\"id\":\"a\",\"op\":\"del\",\"size\":1}", 30, 1, &e, &del, &err),
-      0);
+      st__mirror_index_parse("{\"id\":\"a\",\"op\":\"del\",\"size\":1}", 30, 1, &e, &del, &err), 0);
   st_free(e.id);
 }
 
@@ -204,7 +209,8 @@ static void tree_at_rest(void **state) {
   /* a blob replaced by a symlink to an identical file */
   snprintf(cmd, sizeof(cmd),
            "cd '%s' && f=$(find blobs -type f | head -n 1) && cp \"$f\" ../copy && rm \"$f\" && "
-           "ln -s \"$PWD/../copy\" \"$f\"", path_of("rest"));
+           "ln -s \"$PWD/../copy\" \"$f\"",
+           path_of("rest"));
   assert_int_equal(system(cmd), 0);
   assert_int_equal(verify("rest", ed, &err), ST_EVERIFY);
 }
@@ -265,7 +271,8 @@ static void snapshot_rollback(void **state) {
   assert_int_equal(st_tgz_reader_extract(r, path_of("x0"), &err), 0);
   st_tgz_reader_free(r);
   /* timestamp: version past T1, same snapshot (T0), signed again */
-  assert_int_equal(st__mirror_read(path_of("x0/payload/tuf/timestamp.json"), 1 << 20, &raw, &err), 0);
+  assert_int_equal(st__mirror_read(path_of("x0/payload/tuf/timestamp.json"), 1 << 20, &raw, &err),
+                   0);
   assert_int_equal(st_json_parse(raw.data, raw.len, NULL, &ts, &err), 0);
   json_object_set_new(json_object_get(ts, "signed"), "version", json_integer(1800000200));
   assert_int_equal(st__tuf_canonical(json_object_get(ts, "signed"), &c, &err), 0);
@@ -315,9 +322,9 @@ static void snapshot_rollback(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(olpc_canonical), cmocka_unit_test(index_lines),
+      cmocka_unit_test(olpc_canonical),     cmocka_unit_test(index_lines),
       cmocka_unit_test(full_import_verify), cmocka_unit_test(duplicate_id),
-      cmocka_unit_test(tree_at_rest), cmocka_unit_test(delta_rules),
+      cmocka_unit_test(tree_at_rest),       cmocka_unit_test(delta_rules),
       cmocka_unit_test(snapshot_rollback),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

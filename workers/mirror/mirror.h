@@ -53,9 +53,9 @@ typedef enum st_mirror_dir {
 /* "advisories", "vex", "policy-packs". */
 const char *st_mirror_dir_name(st_mirror_dir d);
 
-#define ST_MIRROR_TTL_TIMESTAMP (24LL * 3600)      /* 1 day */
-#define ST_MIRROR_TTL_METADATA (30LL * 24 * 3600)  /* snapshot, targets: 30 days */
-#define ST_MIRROR_TTL_ROOT (365LL * 24 * 3600)     /* 1 year */
+#define ST_MIRROR_TTL_TIMESTAMP (24LL * 3600)     /* 1 day */
+#define ST_MIRROR_TTL_METADATA (30LL * 24 * 3600) /* snapshot, targets: 30 days */
+#define ST_MIRROR_TTL_ROOT (365LL * 24 * 3600)    /* 1 year */
 
 typedef struct st_mirror_opts_s {
   const char *tenant;  /* the bundle's tenant (NULL = "default") */
@@ -67,25 +67,24 @@ typedef struct st_mirror_opts_s {
 /* A base to diff against: a state file (st_mirror_builder_seal's state_path output) or a
  * mirror tree directory. */
 typedef struct st_mirror_state_s st_mirror_state_t;
-int st_mirror_state_load(const char *path, st_mirror_state_t **out, st_error_t *err)
-    ST_MUST_CHECK;
+int st_mirror_state_load(const char *path, st_mirror_state_t **out, st_error_t *err) ST_MUST_CHECK;
 /* The base's mirror.json digest (hex). */
 const char *st_mirror_state_digest(const st_mirror_state_t *s);
 void st_mirror_state_free(st_mirror_state_t *s);
 
 typedef struct st_mirror_result_s {
-  st_bundle_sealed_t sealed;                   /* the bundle's id, digests, created */
-  char mirror_sha256[ST_SHA256_HEX_LEN + 1];   /* of the tree's mirror.json */
-  long long docs[ST_MIRROR_NDIRS];             /* documents in the tree */
-  long long added, changed, removed;           /* delta only (full: added = all) */
-  long long blobs;                             /* blobs shipped in the bundle */
+  st_bundle_sealed_t sealed;                 /* the bundle's id, digests, created */
+  char mirror_sha256[ST_SHA256_HEX_LEN + 1]; /* of the tree's mirror.json */
+  long long docs[ST_MIRROR_NDIRS];           /* documents in the tree */
+  long long added, changed, removed;         /* delta only (full: added = all) */
+  long long blobs;                           /* blobs shipped in the bundle */
 } st_mirror_result_t;
 
 typedef struct st_mirror_builder_s st_mirror_builder_t;
 
 /* A builder spooling blobs under tmp_dir (NULL = /tmp) in a private directory. */
-int st_mirror_builder_new(const char *tmp_dir, st_mirror_builder_t **out, st_error_t *err)
-    ST_MUST_CHECK;
+int st_mirror_builder_new(const char *tmp_dir, st_mirror_builder_t **out,
+                          st_error_t *err) ST_MUST_CHECK;
 /* Add a document: canon[0..len) is its RFC 8785 form (one line, hashed here); modified an
  * RFC 3339 time or NULL (the tree's `created` is the latest, never the wall clock). An id
  * is 1..1024 bytes of valid UTF-8, unique per directory (ST_EEXIST). */
@@ -97,9 +96,8 @@ int st_mirror_builder_add(st_mirror_builder_t *b, st_mirror_dir dir, const char 
  * res may be NULL. The builder is spent afterwards. */
 int st_mirror_builder_seal(st_mirror_builder_t *b, const st_mirror_opts_t *opts,
                            const st_mirror_state_t *base, st_signer_t *signer,
-                           const st_tsa_opts_t *tsa, const char *out_bundle,
-                           const char *state_path, st_mirror_result_t *res, st_error_t *err)
-    ST_MUST_CHECK;
+                           const st_tsa_opts_t *tsa, const char *out_bundle, const char *state_path,
+                           st_mirror_result_t *res, st_error_t *err) ST_MUST_CHECK;
 /* Removes the private directory. NULL is a no-op. */
 void st_mirror_builder_free(st_mirror_builder_t *b);
 

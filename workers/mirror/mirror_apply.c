@@ -27,8 +27,8 @@
 #include "stella/mem.h"
 #include "stella/tgz.h"
 
-static const char *const tuf_files[4] = {"tuf/root.json", "tuf/snapshot.json",
-                                         "tuf/targets.json", "tuf/timestamp.json"};
+static const char *const tuf_files[4] = {"tuf/root.json", "tuf/snapshot.json", "tuf/targets.json",
+                                         "tuf/timestamp.json"};
 
 static int sha_cmp(const void *a, const void *b) { return memcmp(a, b, ST_SHA256_LEN); }
 
@@ -85,8 +85,8 @@ static int only_files(const char *tree, const char *sub, st_error_t *err) {
 
 /* Every file of the tree is one it should have (no links, no strays); counts blobs. */
 static int walk_tree(const char *tree, long long *blob_files, st_error_t *err) {
-  static const char *const top[] = {"README.md", "mirror.json", "tuf", "blobs", "advisories",
-                                    "vex", "policy-packs"};
+  static const char *const top[] = {"README.md",  "mirror.json", "tuf",         "blobs",
+                                    "advisories", "vex",         "policy-packs"};
   st_buf_t p = ST_BUF_INIT;
   DIR *d = NULL, *sub = NULL;
   struct dirent *e;
@@ -166,8 +166,8 @@ static int check_blob(const char *tree, const st__mentry_t *e, const char *dir, 
   if (st_sha256_file(p.data, d, &n, &e2))
     rc = st_fail(err, ST_EVERIFY, "mirror %s: %.200s: blob %s is missing", dir, e->id, hex);
   else if (memcmp(d, e->sha, ST_SHA256_LEN) || (long long)n != e->size)
-    rc = st_fail(err, ST_EVERIFY, "mirror %s: %.200s: blob %s does not match its name or size",
-                 dir, e->id, hex);
+    rc = st_fail(err, ST_EVERIFY, "mirror %s: %.200s: blob %s does not match its name or size", dir,
+                 e->id, hex);
   st_buf_release(&p);
   return rc;
 }
@@ -178,7 +178,7 @@ static int check_tree(const char *tree, const st_mirror_trust_t *trust, const ch
   st_buf_t p = ST_BUF_INIT, mj = ST_BUF_INIT;
   st__mlist_t l[ST_MIRROR_NDIRS];
   json_t *m = NULL;
-  uint8_t (*shas)[ST_SHA256_LEN] = NULL;
+  uint8_t(*shas)[ST_SHA256_LEN] = NULL;
   size_t nshas = 0, uniq = 0, total = 0;
   long long files = 0;
   int rc;
@@ -200,7 +200,8 @@ static int check_tree(const char *tree, const st_mirror_trust_t *trust, const ch
       rc = st_fail(err, ST_ENOMEM, "mirror: out of memory");
       break;
     }
-    if ((rc = st_sha256_file(p.data, dg, &n, err)) || (rc = st__mirror_index_load(p.data, &l[d], err)))
+    if ((rc = st_sha256_file(p.data, dg, &n, err)) ||
+        (rc = st__mirror_index_load(p.data, &l[d], err)))
       break;
     st_sha256_hex(dg, hex);
     if (!want || strcmp(want, hex) ||
@@ -228,8 +229,8 @@ static int check_tree(const char *tree, const st_mirror_trust_t *trust, const ch
   for (size_t i = 0; i < nshas; i++)
     uniq += !i || memcmp(shas[i], shas[i - 1], ST_SHA256_LEN);
   if ((long long)uniq != files)
-    rc = st_fail(err, ST_EVERIFY, "mirror: %lld blob files, the indexes reference %zu", files,
-                 uniq);
+    rc =
+        st_fail(err, ST_EVERIFY, "mirror: %lld blob files, the indexes reference %zu", files, uniq);
   else if (json_integer_value(json_object_get(json_object_get(m, "blobs"), "count")) !=
            (json_int_t)uniq)
     rc = st_fail(err, ST_EVERIFY, "mirror: mirror.json blobs.count is not %zu", uniq);
@@ -279,8 +280,8 @@ static int unpack_blobs(imp_t *im, st_error_t *err) {
     char rel[ST__MIRROR_BLOB_REL];
     no++;
     if (line[n - 1] != '\n' || n == 1 || (size_t)n - 1 > ST__MIRROR_BLOB_MAX) {
-      rc = st_fail(err, ST_EVERIFY, "mirror: blobs.ndjson:%zu: empty, too long or unterminated",
-                   no);
+      rc =
+          st_fail(err, ST_EVERIFY, "mirror: blobs.ndjson:%zu: empty, too long or unterminated", no);
       break;
     }
     if (st_sha256(line, (size_t)n - 1, d)) {
@@ -293,11 +294,12 @@ static int unpack_blobs(imp_t *im, st_error_t *err) {
       rc = st_fail(err, ST_ENOMEM, "mirror: out of memory");
       break;
     }
-    if ((rc = st__mirror_mkdirs(q.data, err)) || (rc = st__mirror_path(&q, im->tree.data, rel, err)))
+    if ((rc = st__mirror_mkdirs(q.data, err)) ||
+        (rc = st__mirror_path(&q, im->tree.data, rel, err)))
       break;
     if (st__mirror_write(q.data, line, (size_t)n - 1, err))
-      rc = st_fail(err, ST_EVERIFY, "mirror: blobs.ndjson:%zu: blob %s appears twice", no,
-                   rel + 16);
+      rc =
+          st_fail(err, ST_EVERIFY, "mirror: blobs.ndjson:%zu: blob %s appears twice", no, rel + 16);
     im->sum->blobs_written++;
   }
 done:
@@ -340,8 +342,10 @@ static int patch_index(imp_t *im, int d, st__mlist_t *out, st_error_t *err) {
       break;
     }
     if (prev && strcmp(prev, e.id) >= 0) {
-      rc = st_fail(err, ST_EVERIFY, "mirror: %s/index.patch.ndjson:%zu: ids not in increasing "
-                   "order", st_mirror_dir_name(d), no);
+      rc = st_fail(err, ST_EVERIFY,
+                   "mirror: %s/index.patch.ndjson:%zu: ids not in increasing "
+                   "order",
+                   st_mirror_dir_name(d), no);
       st_free(e.id);
       break;
     }
@@ -409,12 +413,19 @@ static int link_blobs(imp_t *im, const st__mlist_t *l, st_error_t *err) {
 
 /* The payload files a full or a delta bundle must have, and nothing else. */
 static int check_payload(imp_t *im, st_error_t *err) {
-  static const char *const full[] = {"README.md", "mirror.json", "advisories/index.ndjson",
-                                     "vex/index.ndjson", "policy-packs/index.ndjson",
+  static const char *const full[] = {"README.md",
+                                     "mirror.json",
+                                     "advisories/index.ndjson",
+                                     "vex/index.ndjson",
+                                     "policy-packs/index.ndjson",
                                      "blobs.ndjson"};
-  static const char *const delta[] = {"README.md", "mirror.json", "advisories/index.patch.ndjson",
-                                      "vex/index.patch.ndjson", "policy-packs/index.patch.ndjson",
-                                      "blobs.ndjson", "delta.json"};
+  static const char *const delta[] = {"README.md",
+                                      "mirror.json",
+                                      "advisories/index.patch.ndjson",
+                                      "vex/index.patch.ndjson",
+                                      "policy-packs/index.patch.ndjson",
+                                      "blobs.ndjson",
+                                      "delta.json"};
   const json_t *entries = json_object_get(im->manifest, "entries"), *e;
   size_t i, want = (im->delta ? 7 : 6) + 4;
   if (json_array_size(entries) != want)
@@ -438,9 +449,9 @@ static int check_payload(imp_t *im, st_error_t *err) {
 }
 
 static int build_tree(imp_t *im, const char *mirror_sha, const char *base_sha, st_error_t *err) {
-  static const char *const small[] = {"README.md", "mirror.json", "tuf/root.json",
-                                      "tuf/snapshot.json", "tuf/targets.json",
-                                      "tuf/timestamp.json"};
+  static const char *const small[] = {"README.md",        "mirror.json",
+                                      "tuf/root.json",    "tuf/snapshot.json",
+                                      "tuf/targets.json", "tuf/timestamp.json"};
   st_buf_t a = ST_BUF_INIT, b = ST_BUF_INIT, mj = ST_BUF_INIT;
   st__mlist_t l = {0};
   uint8_t d[ST_SHA256_LEN];
@@ -460,12 +471,15 @@ static int build_tree(imp_t *im, const char *mirror_sha, const char *base_sha, s
     }
     st_sha256_hex(d, hex);
     if (!base_sha || strcmp(hex, base_sha)) {
-      rc = st_fail(err, ST_ECONFLICT, "mirror: wrong base: the delta applies to mirror.json "
-                   "sha256 %.64s, %s has %s", base_sha ? base_sha : "?", im->dir, hex);
+      rc = st_fail(err, ST_ECONFLICT,
+                   "mirror: wrong base: the delta applies to mirror.json "
+                   "sha256 %.64s, %s has %s",
+                   base_sha ? base_sha : "?", im->dir, hex);
       goto done;
     }
   }
-  if ((rc = st__mirror_path(&a, im->tree.data, "tuf", err)) || (rc = st__mirror_mkdirs(a.data, err)))
+  if ((rc = st__mirror_path(&a, im->tree.data, "tuf", err)) ||
+      (rc = st__mirror_mkdirs(a.data, err)))
     goto done;
   for (size_t i = 0; i < sizeof(small) / sizeof(small[0]) && !rc; i++) {
     st_buf_reset(&a);
@@ -577,9 +591,8 @@ int st_mirror_import(const char *bundle, const char *dir, const st_mirror_trust_
   im.dir = dir;
   im.sum = sum ? sum : &local;
   memset(im.sum, 0, sizeof(*im.sum));
-  if (!(dcopy = st_strdup(dir)) || !(bcopy = st_strdup(dir)) ||
-      !(parent = dirname(dcopy)) || !(name = basename(bcopy)) ||
-      st_buf_addf(&lock, "%s/.%s.lock", parent, name) ||
+  if (!(dcopy = st_strdup(dir)) || !(bcopy = st_strdup(dir)) || !(parent = dirname(dcopy)) ||
+      !(name = basename(bcopy)) || st_buf_addf(&lock, "%s/.%s.lock", parent, name) ||
       st_buf_addf(&tmpl, "%s/.%s.import-XXXXXX", parent, name)) {
     rc = st_fail(err, ST_ENOMEM, "mirror: out of memory");
     goto done;
@@ -619,7 +632,9 @@ int st_mirror_import(const char *bundle, const char *dir, const st_mirror_trust_
   meta = json_object_get(im.manifest, "metadata");
   mode = json_string_value(json_object_get(meta, "mode"));
   if (!mode || (strcmp(mode, "full") && strcmp(mode, "delta")) ||
-      strcmp(json_string_value(json_object_get(meta, "format")) ? json_string_value(json_object_get(meta, "format")) : "",
+      strcmp(json_string_value(json_object_get(meta, "format"))
+                 ? json_string_value(json_object_get(meta, "format"))
+                 : "",
              ST__MIRROR_SCHEMA)) {
     rc = st_fail(err, ST_EVERIFY, "mirror: metadata format/mode: not a %s full or delta",
                  ST__MIRROR_SCHEMA);

@@ -78,8 +78,7 @@ void st_mirror_builder_free(st_mirror_builder_t *b) {
 }
 
 int st_mirror_builder_add(st_mirror_builder_t *b, st_mirror_dir dir, const char *id,
-                          const char *canon, size_t len, const char *modified,
-                          st_error_t *err) {
+                          const char *canon, size_t len, const char *modified, st_error_t *err) {
   uint8_t sha[ST_SHA256_LEN];
   size_t idlen = id ? strlen(id) : 0;
   if (b->spent)
@@ -87,11 +86,12 @@ int st_mirror_builder_add(st_mirror_builder_t *b, st_mirror_dir dir, const char 
   if ((unsigned)dir >= ST_MIRROR_NDIRS)
     return st_fail(err, ST_EINVAL, "mirror: no such directory");
   if (!idlen || idlen > ST__MIRROR_ID_MAX || !st_utf8_valid(id, idlen))
-    return st_fail(err, ST_EINVAL, "mirror: id must be 1..%d bytes of UTF-8",
-                   ST__MIRROR_ID_MAX);
+    return st_fail(err, ST_EINVAL, "mirror: id must be 1..%d bytes of UTF-8", ST__MIRROR_ID_MAX);
   if (!len || len > ST__MIRROR_BLOB_MAX || memchr(canon, '\n', len))
-    return st_fail(err, ST_EINVAL, "mirror %s: document %.200s is empty, too large or not "
-                   "one line", st_mirror_dir_name(dir), id);
+    return st_fail(err, ST_EINVAL,
+                   "mirror %s: document %.200s is empty, too large or not "
+                   "one line",
+                   st_mirror_dir_name(dir), id);
   if (st_sha256(canon, len, sha))
     return st_fail(err, ST_ECRYPTO, "mirror: sha256");
   if (fwrite(canon, 1, len, b->spool) != len)
@@ -252,8 +252,8 @@ static int write_state(const st_mirror_builder_t *b, const char *digest, const c
 
 int st_mirror_builder_seal(st_mirror_builder_t *b, const st_mirror_opts_t *opts,
                            const st_mirror_state_t *base, st_signer_t *signer,
-                           const st_tsa_opts_t *tsa, const char *out_bundle,
-                           const char *state_path, st_mirror_result_t *res, st_error_t *err) {
+                           const st_tsa_opts_t *tsa, const char *out_bundle, const char *state_path,
+                           st_mirror_result_t *res, st_error_t *err) {
   static const char *const tuf[4] = {"tuf/root.json", "tuf/snapshot.json", "tuf/targets.json",
                                      "tuf/timestamp.json"};
   st_mirror_result_t local;
@@ -343,22 +343,27 @@ int st_mirror_builder_seal(st_mirror_builder_t *b, const st_mirror_opts_t *opts,
     }
     if (!rc && !(paths[nin] = st_strdup(p.data)))
       rc = st_fail(err, ST_ENOMEM, "mirror: out of memory");
-    in[nin++] = (st_bundle_input_t){base ? patch_rel[d] : full_rel[d], ST_BUNDLE_SRC_FILE, NULL,
-                                    NULL, 0, "application/x-ndjson"};
+    in[nin++] = (st_bundle_input_t){base ? patch_rel[d] : full_rel[d],
+                                    ST_BUNDLE_SRC_FILE,
+                                    NULL,
+                                    NULL,
+                                    0,
+                                    "application/x-ndjson"};
   }
   if (!rc && !(paths[nin] = st_strdup("blobs.ndjson")))
     rc = st_fail(err, ST_ENOMEM, "mirror: out of memory");
-  in[nin++] = (st_bundle_input_t){"blobs.ndjson", ST_BUNDLE_SRC_FILE, NULL, NULL, 0,
+  in[nin++] = (st_bundle_input_t){"blobs.ndjson",        ST_BUNDLE_SRC_FILE, NULL, NULL, 0,
                                   "application/x-ndjson"};
   if (!base)
     res->added = sum.count[0] + sum.count[1] + sum.count[2];
   if (!rc && base) {
-    if (!(delta = json_pack("{s:s, s:{s:s}, s:s, s:{s:I, s:I, s:I}}", "schema",
-                            ST__MIRROR_DELTA_SCHEMA, "base", "mirror_sha256", base->digest,
-                            "mirror_sha256", res->mirror_sha256, "changes", "added",
-                            (json_int_t)res->added, "changed", (json_int_t)res->changed,
-                            "removed", (json_int_t)res->removed)) ||
-        st_jcs_encode(delta, &dj, err) || st_buf_addc(&dj, '\n') || st__mirror_path(&p, b->dir, "delta.json", err) ||
+    if (!(delta =
+              json_pack("{s:s, s:{s:s}, s:s, s:{s:I, s:I, s:I}}", "schema", ST__MIRROR_DELTA_SCHEMA,
+                        "base", "mirror_sha256", base->digest, "mirror_sha256", res->mirror_sha256,
+                        "changes", "added", (json_int_t)res->added, "changed",
+                        (json_int_t)res->changed, "removed", (json_int_t)res->removed)) ||
+        st_jcs_encode(delta, &dj, err) || st_buf_addc(&dj, '\n') ||
+        st__mirror_path(&p, b->dir, "delta.json", err) ||
         st__mirror_write(p.data, dj.data, dj.len, err) || !(paths[nin] = st_strdup("delta.json")))
       rc = err->code ? err->code : st_fail(err, ST_ENOMEM, "mirror: out of memory");
     in[nin++] = (st_bundle_input_t){"delta.json", ST_BUNDLE_SRC_FILE, NULL, NULL, 0, NULL};
@@ -378,10 +383,10 @@ int st_mirror_builder_seal(st_mirror_builder_t *b, const st_mirror_opts_t *opts,
   counts = json_object();
   for (int d = 0; counts && d < ST_MIRROR_NDIRS; d++)
     json_object_set_new(counts, st_mirror_dir_name(d), json_integer(sum.count[d]));
-  meta = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "format", ST__MIRROR_SCHEMA,
-                   "mode", base ? "delta" : "full", "mirror_sha256", res->mirror_sha256,
-                   "profile", o.profile ? o.profile : "", "counts", counts, "blobs",
-                   (json_int_t)res->blobs, "tuf_version", (json_int_t)o.issued);
+  meta = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "format", ST__MIRROR_SCHEMA, "mode",
+                   base ? "delta" : "full", "mirror_sha256", res->mirror_sha256, "profile",
+                   o.profile ? o.profile : "", "counts", counts, "blobs", (json_int_t)res->blobs,
+                   "tuf_version", (json_int_t)o.issued);
   if (!meta || (base && json_object_set_new(meta, "base_sha256", json_string(base->digest)))) {
     rc = st_fail(err, ST_ENOMEM, "mirror: out of memory");
     goto done;
@@ -450,8 +455,11 @@ static int state_file(st_mirror_state_t *s, const char *path, st_error_t *err) {
     }
     if (no == 1) {
       v = json_string_value(json_object_get(j, "mirror_sha256"));
-      if (strcmp(json_string_value(json_object_get(j, "schema")) ? json_string_value(json_object_get(j, "schema")) : "",
-                 ST__MIRROR_STATE_SCHEMA) || !v || strlen(v) != ST_SHA256_HEX_LEN)
+      if (strcmp(json_string_value(json_object_get(j, "schema"))
+                     ? json_string_value(json_object_get(j, "schema"))
+                     : "",
+                 ST__MIRROR_STATE_SCHEMA) ||
+          !v || strlen(v) != ST_SHA256_HEX_LEN)
         rc = st_fail(err, ST_EPARSE, "%s: not a %s file", path, ST__MIRROR_STATE_SCHEMA);
       else
         memcpy(s->digest, v, ST_SHA256_HEX_LEN + 1);

@@ -51,11 +51,14 @@ static int item(mx_t *x, const char *tenant, const st_ledger_item_t *it, st_buf_
     return st_fail(err, ST_ECRYPTO, "mirror: sha256");
   st_sha256_hex(d, hex);
   if (strcmp(hex, it->digest))
-    return st_fail(err, ST_ECONFLICT, "mirror: %s %s: the document's digest is not the "
-                   "ledger's doc_sha256", st_ledger_kind_name(it->kind), it->id);
-  return st_mirror_builder_add(x->b, it->kind == ST_LEDGER_ADVISORY ? ST_MIRROR_ADVISORIES
-                                     : it->kind == ST_LEDGER_VEX  ? ST_MIRROR_VEX
-                                                                  : ST_MIRROR_POLICY,
+    return st_fail(err, ST_ECONFLICT,
+                   "mirror: %s %s: the document's digest is not the "
+                   "ledger's doc_sha256",
+                   st_ledger_kind_name(it->kind), it->id);
+  return st_mirror_builder_add(x->b,
+                               it->kind == ST_LEDGER_ADVISORY ? ST_MIRROR_ADVISORIES
+                               : it->kind == ST_LEDGER_VEX    ? ST_MIRROR_VEX
+                                                              : ST_MIRROR_POLICY,
                                it->id, canon->data, canon->len, it->modified, err);
 }
 
@@ -76,14 +79,16 @@ static int documents(mx_t *x, st_error_t *err) {
         break;
       while (!rc && (rc = st_ledger_iter_next(it, &li, err)) == 1)
         if (!(rc = item(x, x->plan.tenants[t], li, &canon, err)))
-          rc = st_export_poll(x->env, x->tenant, x->run_id, &x->since_poll, x->next,
-                              x->plan.n, err);
+          rc =
+              st_export_poll(x->env, x->tenant, x->run_id, &x->since_poll, x->next, x->plan.n, err);
       st_ledger_iter_free(it);
       it = NULL;
     }
   if (!rc && x->next != x->plan.n)
-    rc = st_fail(err, ST_ECONFLICT, "mirror: the ledger changed since the run was planned "
-                 "(%zu of %zu planned items read)", x->next, x->plan.n);
+    rc = st_fail(err, ST_ECONFLICT,
+                 "mirror: the ledger changed since the run was planned "
+                 "(%zu of %zu planned items read)",
+                 x->next, x->plan.n);
   st_export_filters_release(&f);
   st_buf_release(&canon);
   return rc;
@@ -109,15 +114,16 @@ static int load_base(mx_t *x, st_error_t *err) {
       const char *kind = json_string_value(json_object_get(r, "kind"));
       const char *state = json_string_value(json_object_get(r, "state"));
       const char *proj = json_string_value(json_object_get(r, "project"));
-      if (kind && !strncmp(kind, "mirror:", 7) && state && !strcmp(state, "distributed") &&
-          proj && !strcmp(proj, x->prof.project) &&
+      if (kind && !strncmp(kind, "mirror:", 7) && state && !strcmp(state, "distributed") && proj &&
+          !strcmp(proj, x->prof.project) &&
           strcmp(json_string_value(json_object_get(r, "run_id")), x->run_id)) {
         base = json_string_value(json_object_get(r, "run_id"));
         break;
       }
     }
     if (!base) {
-      rc = st_fail(err, ST_ENOENT, "mirror:delta: no distributed mirror run of project %s to "
+      rc = st_fail(err, ST_ENOENT,
+                   "mirror:delta: no distributed mirror run of project %s to "
                    "diff against (run a mirror:full profile first, or give base_run)",
                    x->prof.project);
       goto done;
@@ -140,8 +146,8 @@ static int load_base(mx_t *x, st_error_t *err) {
     rc = st_fail(err, ST_EIO, "mirror: cannot create %s", path.data);
     goto done;
   }
-  rc = st_objstore_get(x->env->store, x->tenant, key.data, 0, ST_OBJSTORE_TO_END, write_to_file,
-                       f, err);
+  rc = st_objstore_get(x->env->store, x->tenant, key.data, 0, ST_OBJSTORE_TO_END, write_to_file, f,
+                       err);
   if (fclose(f) && !rc)
     rc = st_fail(err, ST_EIO, "mirror: writing %s", path.data);
   if (!rc)
@@ -167,7 +173,8 @@ static int build(void *ud, st_error_t *err) {
   if (strcmp(x->prof.kind, "mirror:full") && strcmp(x->prof.kind, "mirror:delta"))
     return st_fail(err, ST_EUNSUPPORTED, "kind: %s is not a mirror export", x->prof.kind);
   if (json_array_size(x->prof.redaction))
-    return st_fail(err, ST_EINVAL, "redaction: a mirror ships documents whole (their digests "
+    return st_fail(err, ST_EINVAL,
+                   "redaction: a mirror ships documents whole (their digests "
                    "are the ledger's); want []");
   if (x->ttl) {
     o.ttl_timestamp = x->ttl->ttl_timestamp;
@@ -193,8 +200,8 @@ static int build(void *ud, st_error_t *err) {
   for (int k = 0; k < ST_MIRROR_NDIRS; k++)
     json_object_set_new(counts, st_mirror_dir_name(k), json_integer(x->res.docs[k]));
   {
-    st_export_out_t po = {x->env, x->tenant, x->run_id, &x->prof, x->plan.digest, x->dir,
-                          &x->res.sealed, counts, extra};
+    st_export_out_t po = {x->env, x->tenant,      x->run_id, &x->prof, x->plan.digest,
+                          x->dir, &x->res.sealed, counts,    extra};
     rc = st_export_publish(&po, err);
   }
 done:

@@ -31,8 +31,8 @@ typedef struct st__mlist_s {
   size_t n, cap;
 } st__mlist_t;
 
-int st__mlist_push(st__mlist_t *l, const char *id, const uint8_t sha[ST_SHA256_LEN],
-                   long long size, long long off, st_error_t *err);
+int st__mlist_push(st__mlist_t *l, const char *id, const uint8_t sha[ST_SHA256_LEN], long long size,
+                   long long off, st_error_t *err);
 /* Sort by id bytes; ST_EEXIST on a repeated id (naming dir). */
 int st__mlist_sort(st__mlist_t *l, const char *dir, st_error_t *err);
 void st__mlist_release(st__mlist_t *l);
@@ -70,8 +70,8 @@ typedef struct st__mirror_sum_s {
   long long index_size[ST_MIRROR_NDIRS];
   long long blobs, blob_bytes;
 } st__mirror_sum_t;
-int st__mirror_json(const char *tenant, const char *created,
-                    const st__mirror_sum_t *s, st_buf_t *out, st_error_t *err);
+int st__mirror_json(const char *tenant, const char *created, const st__mirror_sum_t *s,
+                    st_buf_t *out, st_error_t *err);
 /* The README.md text for the receiving side. */
 const char *st__mirror_readme(void);
 

@@ -122,8 +122,8 @@ static int key_object(const st_pubkey_t *k, json_t **obj, char keyid[ST_SHA256_H
     *obj = json_pack("{s:s, s:s, s:{s:s}}", "keytype", "ed25519", "scheme", "ed25519", "keyval",
                      "public", hex.data);
   } else {
-    *obj = json_pack("{s:s, s:s, s:{s:s}}", "keytype", "ecdsa", "scheme",
-                     "ecdsa-sha2-nistp256", "keyval", "public", st_pubkey_pem(k));
+    *obj = json_pack("{s:s, s:s, s:{s:s}}", "keytype", "ecdsa", "scheme", "ecdsa-sha2-nistp256",
+                     "keyval", "public", st_pubkey_pem(k));
   }
   if (!*obj) {
     rc = st_fail(err, ST_ENOMEM, "tuf: out of memory");
@@ -161,9 +161,8 @@ static int key_from_object(const json_t *o, st_pubkey_t **out, st_error_t *err) 
 }
 
 /* Sign `signed` into {"signatures": [...], "signed": signed} and write it canonical. */
-static int write_role(const char *tree, const char *role, json_t *signed_,
-                      st_signer_t *signer, const char *keyid, st_buf_t *file,
-                      st_error_t *err) {
+static int write_role(const char *tree, const char *role, json_t *signed_, st_signer_t *signer,
+                      const char *keyid, st_buf_t *file, st_error_t *err) {
   st_buf_t c = ST_BUF_INIT, sig = ST_BUF_INIT, hex = ST_BUF_INIT, path = ST_BUF_INIT;
   json_t *doc = NULL;
   int rc;
@@ -221,8 +220,8 @@ static int path_meta(const char *path, json_t **out, st_error_t *err) {
 static json_t *signed_base(const char *type, long long version, int64_t expires) {
   char t[21];
   st__mirror_time_format(expires, t);
-  return json_pack("{s:s, s:s, s:I, s:s}", "_type", type, "spec_version", SPEC_VERSION,
-                   "version", (json_int_t)version, "expires", t);
+  return json_pack("{s:s, s:s, s:I, s:s}", "_type", type, "spec_version", SPEC_VERSION, "version",
+                   (json_int_t)version, "expires", t);
 }
 
 int st__tuf_write(const char *tree, st_signer_t *signer, const st_mirror_opts_t *o,
@@ -233,8 +232,7 @@ int st__tuf_write(const char *tree, st_signer_t *signer, const st_mirror_opts_t 
   long long v = (long long)o->issued;
   int rc;
 
-  if ((rc = st__mirror_path(&path, tree, "tuf", err)) ||
-      (rc = st__mirror_mkdirs(path.data, err)) ||
+  if ((rc = st__mirror_path(&path, tree, "tuf", err)) || (rc = st__mirror_mkdirs(path.data, err)) ||
       (rc = key_object(st_signer_pubkey(signer), &key, keyid, err)))
     goto done;
   /* root: version 1; the same keys sign every role */
@@ -356,8 +354,7 @@ static int role_check_sigs(const role_file_t *r, const json_t *root, const char 
   int rc;
 
   if (!seen || !json_is_array(ids) || threshold < 1 || !json_is_array(sigs)) {
-    rc = st_fail(err, ST_EVERIFY, "tuf %s: role has no keyids/threshold, or no signatures",
-                 role);
+    rc = st_fail(err, ST_EVERIFY, "tuf %s: role has no keyids/threshold, or no signatures", role);
     goto done;
   }
   if ((rc = st__tuf_canonical(r->sig, &c, err)))
@@ -373,7 +370,8 @@ static int role_check_sigs(const role_file_t *r, const json_t *root, const char 
     json_t *id;
     if (!kid || !hex || json_object_get(seen, kid))
       continue;
-    json_array_foreach(ids, k, id) listed |= !strcmp(json_string_value(id) ? json_string_value(id) : "", kid);
+    json_array_foreach(ids, k, id) listed |=
+        !strcmp(json_string_value(id) ? json_string_value(id) : "", kid);
     if (only) {
       int trusted = 0;
       json_array_foreach(only, k, id) trusted |= !strcmp(json_string_value(id), kid);
@@ -404,8 +402,8 @@ done:
 }
 
 /* data against {version, length?, hashes.sha256?}. */
-static int meta_match(const json_t *m, const st_buf_t *data, long long version,
-                      const char *what, st_error_t *err) {
+static int meta_match(const json_t *m, const st_buf_t *data, long long version, const char *what,
+                      st_error_t *err) {
   uint8_t d[ST_SHA256_LEN];
   char hex[ST_SHA256_HEX_LEN + 1];
   const json_t *len = json_object_get(m, "length");
@@ -416,15 +414,15 @@ static int meta_match(const json_t *m, const st_buf_t *data, long long version,
     return st_fail(err, ST_EVERIFY, "tuf: %s has version %lld, the metadata names %lld", what,
                    version, (long long)json_integer_value(json_object_get(m, "version")));
   if (len && (!json_is_integer(len) || (size_t)json_integer_value(len) != data->len))
-    return st_fail(err, ST_EVERIFY, "tuf: %s is %zu bytes, the metadata says %lld", what,
-                   data->len, (long long)json_integer_value(len));
+    return st_fail(err, ST_EVERIFY, "tuf: %s is %zu bytes, the metadata says %lld", what, data->len,
+                   (long long)json_integer_value(len));
   if (want) {
     if (st_sha256(data->data, data->len, d))
       return st_fail(err, ST_ECRYPTO, "tuf: sha256");
     st_sha256_hex(d, hex);
     if (strcmp(hex, want))
-      return st_fail(err, ST_EVERIFY, "tuf: %s has sha256 %s, the metadata says %.64s", what,
-                     hex, want);
+      return st_fail(err, ST_EVERIFY, "tuf: %s has sha256 %s, the metadata says %.64s", what, hex,
+                     want);
   }
   return 0;
 }
@@ -507,8 +505,10 @@ int st__tuf_verify(const char *tree, const st_mirror_trust_t *trust, const char 
     role_file_t old;
     st_error_t e2 = ST_ERROR_INIT;
     if (!role_load(old_tree, roles[i], &old, &e2) && old.version > r[i].version)
-      rc = st_fail(err, ST_EVERIFY, "tuf %s.json: version %lld is older than the installed %lld "
-                   "(rollback)", roles[i], r[i].version, old.version);
+      rc = st_fail(err, ST_EVERIFY,
+                   "tuf %s.json: version %lld is older than the installed %lld "
+                   "(rollback)",
+                   roles[i], r[i].version, old.version);
     role_release(&old);
   }
 done:

@@ -22,8 +22,8 @@ const char *st_mirror_dir_name(st_mirror_dir d) {
   return (unsigned)d < ST_MIRROR_NDIRS ? dir_names[d] : NULL;
 }
 
-int st__mlist_push(st__mlist_t *l, const char *id, const uint8_t sha[ST_SHA256_LEN],
-                   long long size, long long off, st_error_t *err) {
+int st__mlist_push(st__mlist_t *l, const char *id, const uint8_t sha[ST_SHA256_LEN], long long size,
+                   long long off, st_error_t *err) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 256;
     st__mentry_t *v = st_realloc(l->v, cap * sizeof(*v));
@@ -133,8 +133,7 @@ int st__mirror_exists(const char *path) {
 
 int st__mirror_path(st_buf_t *out, const char *dir, const char *rel, st_error_t *err) {
   st_buf_reset(out);
-  return st_buf_addf(out, "%s/%s", dir, rel) ? st_fail(err, ST_ENOMEM, "mirror: out of memory")
-                                               : 0;
+  return st_buf_addf(out, "%s/%s", dir, rel) ? st_fail(err, ST_ENOMEM, "mirror: out of memory") : 0;
 }
 
 void st__mirror_blob_rel(const uint8_t sha[ST_SHA256_LEN], char *out) {
@@ -201,7 +200,9 @@ int st__mirror_index_parse(const char *line, size_t len, int patch, st__mentry_t
   want = (patch ? 1 : 0) + (*del ? 1 : 3);
   if (json_object_size(j) != want) {
     rc = st_fail(err, ST_EPARSE, "unexpected members (want %s)",
-                 *del ? "op, id" : patch ? "op, id, sha256, size" : "id, sha256, size");
+                 *del    ? "op, id"
+                 : patch ? "op, id, sha256, size"
+                         : "id, sha256, size");
     goto done;
   }
   if (!*del) {
@@ -260,8 +261,8 @@ int st__mirror_index_load(const char *path, st__mlist_t *l, st_error_t *err) {
   return rc;
 }
 
-int st__mirror_json(const char *tenant, const char *created,
-                    const st__mirror_sum_t *s, st_buf_t *out, st_error_t *err) {
+int st__mirror_json(const char *tenant, const char *created, const st__mirror_sum_t *s,
+                    st_buf_t *out, st_error_t *err) {
   json_t *dirs = json_object(), *j = NULL;
   int rc = 0;
   for (int d = 0; dirs && d < ST_MIRROR_NDIRS; d++) {
@@ -269,15 +270,15 @@ int st__mirror_json(const char *tenant, const char *created,
     st_sha256_hex(s->index_sha[d], hex);
     snprintf(path, sizeof(path), "%s/index.ndjson", dir_names[d]);
     if (json_object_set_new(dirs, dir_names[d],
-                            json_pack("{s:I, s:{s:s, s:s, s:I}}", "count",
-                                      (json_int_t)s->count[d], "index", "path", path, "sha256",
-                                      hex, "size", (json_int_t)s->index_size[d])))
+                            json_pack("{s:I, s:{s:s, s:s, s:I}}", "count", (json_int_t)s->count[d],
+                                      "index", "path", path, "sha256", hex, "size",
+                                      (json_int_t)s->index_size[d])))
       rc = ST_ENOMEM;
   }
   if (!rc && dirs)
-    j = json_pack("{s:s, s:s, s:s, s:o, s:{s:I, s:I}}", "schema", ST__MIRROR_SCHEMA,
-                  "tenant", tenant, "created", created, "directories", dirs,
-                  "blobs", "count", (json_int_t)s->blobs, "bytes", (json_int_t)s->blob_bytes);
+    j = json_pack("{s:s, s:s, s:s, s:o, s:{s:I, s:I}}", "schema", ST__MIRROR_SCHEMA, "tenant",
+                  tenant, "created", created, "directories", dirs, "blobs", "count",
+                  (json_int_t)s->blobs, "bytes", (json_int_t)s->blob_bytes);
   else
     json_decref(dirs);
   if (!j)

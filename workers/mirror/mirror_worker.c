@@ -13,7 +13,8 @@
 
 static int validate(const json_t *payload, st_error_t *err) {
   const char *key, *base = json_string_value(json_object_get(payload, "base_run"));
-  const json_t *run = json_object_get(payload, "run_id"), *prof = json_object_get(payload, "profile");
+  const json_t *run = json_object_get(payload, "run_id"),
+               *prof = json_object_get(payload, "profile");
   json_t *v;
   if (!run == !prof)
     return st_fail(err, ST_EINVAL, "run_id: give run_id (an export run) or profile, not both");
@@ -55,8 +56,8 @@ typedef struct args_s {
   const char *base_run;
 } args_t;
 
-static int adapter(const st_export_env_t *env, const char *tenant, const char *run_id,
-                   void *ud, st_error_t *err) {
+static int adapter(const st_export_env_t *env, const char *tenant, const char *run_id, void *ud,
+                   st_error_t *err) {
   const args_t *a = ud;
   return st_mirror_export_run(env, &a->ttl, tenant, run_id, a->base_run, err);
 }
