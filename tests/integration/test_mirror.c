@@ -61,7 +61,7 @@ static void make_profile(const char *json) { st_test_profile_create(pool, ta, js
 static int run_profile(const char *profile, char run_id[ST_EXPORT_RUN_ID_LEN + 1],
                        st_error_t *err) {
   st_export_profile_t p;
-  st_export_env_t env = {pool, store, signer, NULL, work, NULL, NULL, NULL, 0};
+  st_export_env_t env = {pool, store, signer, NULL, work, NULL, NULL, NULL, 0, NULL, 0};
   int rc;
   st_export_profile_init(&p);
   rc = st_export_profile_get(pool, ta, profile, &p, err);
