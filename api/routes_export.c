@@ -16,7 +16,7 @@
  * cross-tenant source (403, audited by the planner) creates nothing; then the run row
  * (409 for a second active run of a single-flight profile or past export_max_active),
  * its plan, and the job on the queue (st_export_job_type: export_json, trivy_db,
- * trivy_java_db). If the job cannot be queued the run is
+ * trivy_java_db, mirror). If the job cannot be queued the run is
  * marked failed and the answer is 503. Idempotency-Key replays the first answer (api
  * store) and also names the run (export_runs.idempotency_key), so a retry after a lost
  * reply finds the same run. Other tenants' profiles and runs answer 404. */
@@ -169,7 +169,7 @@ static int reply_run(st_api_req_t *req, st__export_api_t *x, const char *run_id,
   return rc;
 }
 
-/* Queue the job of a planned run (export_json, or trivy_db / trivy_java_db by kind). */
+/* Queue the job of a planned run (export_json, or trivy_db / trivy_java_db / mirror by kind). */
 static int enqueue(st_api_req_t *req, st__export_api_t *x, const char *run_id, const char *kind,
                    st_error_t *err) {
   st_envelope_t env;

@@ -25,6 +25,7 @@ static const st_cli_cmd_t commands[] = {
     {"oci", st_cmd_oci, "OCI artifacts and layouts: artifact, push, referrers, verify"},
     {"schedule", st_cmd_schedule, "cron schedules and event triggers (add, list, rm)"},
     {"timeline", st_cmd_timeline, "timeline events: query, get, evidence, ingest --once"},
+    {"mirror", st_cmd_mirror, "mirror bundles: build, import --into DIR, verify DIR (TUF)"},
     {"trivy", st_cmd_trivy, "build the Trivy DB and Java DB from OSV / Maven index files"},
     {"help", cmd_help, "list commands"},
 };

@@ -16,6 +16,7 @@ PACKAGES=(
   nodejs npm wrk nginx-light hyperfine procps iproute2 time
   prometheus
   docker-registry apache2-utils skopeo umoci
+  rsync
 )
 
 missing=()

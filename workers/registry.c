@@ -7,6 +7,7 @@ static const st_worker_t *const all[] = {
     &st_worker_probe,
     &st_worker_snapshot,
     &st_worker_export_json,
+    &st_worker_mirror,
     &st_worker_oci_distribute,
     &st_worker_trivy_db,
     &st_worker_trivy_java_db,

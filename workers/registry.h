@@ -9,6 +9,7 @@
 extern const st_worker_t st_worker_probe;
 extern const st_worker_t st_worker_snapshot;
 extern const st_worker_t st_worker_export_json;
+extern const st_worker_t st_worker_mirror;
 extern const st_worker_t st_worker_oci_distribute;
 extern const st_worker_t st_worker_trivy_db;      /* workers/trivy: trivy:db runs */
 extern const st_worker_t st_worker_trivy_java_db; /* workers/trivy: trivy:java-db runs */

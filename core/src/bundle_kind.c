@@ -184,10 +184,54 @@ static int bootstrap_check(const json_t *metadata, const st__manifest_t *m, st_e
   return 0;
 }
 
+/* mirror (workers/mirror, docs/mirror.md): metadata format "stella.mirror/v1", mode
+ * full|delta, mirror_sha256 (and base_sha256 for a delta only) 64 lower-hex, counts an
+ * object of non-negative integers; with the manifest, payload/mirror.json and
+ * payload/blobs.ndjson are present, and payload/delta.json exactly when mode is delta.
+ * Bundles of kind mirror without a format (hand-made ones) keep the generic rule only. */
+static int mirror_check(const json_t *metadata, const st__manifest_t *m, st_error_t *err) {
+  const json_t *counts = json_object_get(metadata, "counts"), *v;
+  const char *mode = json_string_value(json_object_get(metadata, "mode")), *s, *key;
+  int rc = generic_check(metadata, m, err), delta, has[3] = {0, 0, 0};
+
+  if (rc || !json_object_get(metadata, "format"))
+    return rc;
+  s = json_string_value(json_object_get(metadata, "format"));
+  if (!s || strcmp(s, "stella.mirror/v1"))
+    return st_fail(err, ST_EVERIFY, "metadata format: want \"stella.mirror/v1\"");
+  if (!mode || (strcmp(mode, "full") && strcmp(mode, "delta")))
+    return st_fail(err, ST_EVERIFY, "metadata mode: want full or delta");
+  delta = !strcmp(mode, "delta");
+  if (!hex64(json_string_value(json_object_get(metadata, "mirror_sha256"))))
+    return st_fail(err, ST_EVERIFY, "metadata mirror_sha256: want 64 lower-case hex digits");
+  v = json_object_get(metadata, "base_sha256");
+  if (delta ? !hex64(json_string_value(v)) : v != NULL)
+    return st_fail(err, ST_EVERIFY, "metadata base_sha256: %s", delta ? "want 64 lower-case "
+                   "hex digits" : "only a delta has a base");
+  if (!json_is_object(counts))
+    return st_fail(err, ST_EVERIFY, "metadata counts: want an object");
+  json_object_foreach((json_t *)counts, key, v) if (!json_is_integer(v) ||
+                                                   json_integer_value(v) < 0)
+      return st_fail(err, ST_EVERIFY, "metadata counts.%.64s: want a non-negative integer", key);
+  if (!m)
+    return 0;
+  for (size_t i = 0; i < m->n; i++) {
+    has[0] |= !strcmp(m->entries[i].path, ST__BUNDLE_PAYLOAD_DIR "mirror.json");
+    has[1] |= !strcmp(m->entries[i].path, ST__BUNDLE_PAYLOAD_DIR "blobs.ndjson");
+    has[2] |= !strcmp(m->entries[i].path, ST__BUNDLE_PAYLOAD_DIR "delta.json");
+  }
+  if (!has[0] || !has[1])
+    return st_fail(err, ST_EVERIFY, "payload/mirror.json or payload/blobs.ndjson is missing");
+  if (has[2] != delta)
+    return st_fail(err, ST_EVERIFY, "payload/delta.json: %s", delta ? "missing from a delta"
+                                                                    : "only a delta has one");
+  return 0;
+}
+
 static const kind_t kinds[] = {
     {"attestation", generic_check}, {"bootstrap", bootstrap_check}, {"devportal", generic_check},
     {"evidence", generic_check},    {"export", export_check},    {"generic", generic_check},
-    {"mirror", generic_check},      {"risk", generic_check},
+    {"mirror", mirror_check},      {"risk", generic_check},
 };
 
 static const kind_t *find(const char *kind) {

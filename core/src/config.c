@@ -85,6 +85,9 @@ static const st_config_key_t keys[] = {
     {"api_idempotency_inflight_s", ST_CONFIG_INT, "300", 1, 86400, "stale in-flight key expiry"},
     {"api_storage_quota_bytes", ST_CONFIG_INT, "0", 0, LL_MAX, "tenant storage (0 = unlimited)"},
     {"evidence_retention_days", ST_CONFIG_INT, "365", 1, 36500, "evidence kept (days) by default"},
+    {"mirror_timestamp_ttl_s", ST_CONFIG_INT, "86400", 60, 31536000, "TUF timestamp expiry"},
+    {"mirror_metadata_ttl_s", ST_CONFIG_INT, "2592000", 60, 315360000, "TUF snapshot/targets expiry"},
+    {"mirror_root_ttl_s", ST_CONFIG_INT, "31536000", 3600, 3153600000LL, "TUF root expiry"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 

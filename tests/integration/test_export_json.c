@@ -10,7 +10,7 @@
  * holding its manifest (Merkle root aligned) and transcript; a killed worker's scratch
  * directories and stored objects are cleaned; a profile's distribution targets queue an
  * oci_distribute job that fetches, verifies and copies the run's bundle. */
-#include "st_test_db.h"
+#include "st_test_export.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -41,31 +41,6 @@ static st_objstore_t *store;
 static st_signer_t *signer;
 static char *root, *work;
 
-static void load_file(const char *tenant, const char *rel) {
-  char path[4096];
-  const char *src = getenv("STELLA_SOURCE_DIR");
-  st_buf_t b = ST_BUF_INIT;
-  st_ledger_doc_t doc;
-  st_ledger_loader_t *l = NULL;
-  st_error_t err = ST_ERROR_INIT;
-  FILE *f;
-  char chunk[4096];
-  size_t n;
-
-  snprintf(path, sizeof(path), "%s/tests/fixtures/ledger/%s", src ? src : "../..", rel);
-  assert_non_null(f = fopen(path, "rb"));
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    assert_int_equal(st_buf_add(&b, chunk, n), 0);
-  fclose(f);
-  if (st_ledger_doc_parse(b.data, b.len, &doc, &err) ||
-      st_ledger_loader_new(pool, tenant, 0, &l, &err) || st_ledger_loader_add(l, &doc, &err) ||
-      st_ledger_loader_flush(l, &err))
-    fail_msg("%s: %s", rel, st_error_text(&err));
-  st_ledger_doc_release(&doc);
-  st_ledger_loader_free(l);
-  st_buf_release(&b);
-}
-
 static int setup(void **state) {
   static const char *const files[] = {
       "osv/STELLA-NPM-0001.json", "osv/STELLA-PYPI-0002.json", "osv/STELLA-MVN-0003.json",
@@ -76,7 +51,7 @@ static int setup(void **state) {
   st_test_db_setup(&app_url, &admin_url, "xjs", ta, tb, sizeof(ta));
   assert_int_equal(st_db_pool_new(app_url, 3, &pool, &err), 0);
   for (const char *const *f = files; *f; f++)
-    load_file(ta, *f);
+    st_test_ledger_load(pool, ta, *f);
   root = fx_tmpdir();
   work = fx_tmpdir();
   assert_int_equal(st_objstore_fs_new(&store, root, &err), 0);
@@ -85,18 +60,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  PGconn *a = PQconnectdb(admin_url);
-  const char *p[2] = {ta, tb};
-  static const char *const tables[] = {"outbox", "export_runs", "export_profiles",
-                                       "ledger_policy_results", "ledger_policy_packs",
-                                       "ledger_vex_documents", "ledger_advisories", NULL};
   (void)state;
-  for (const char *const *t = tables; *t; t++) {
-    char sql[128];
-    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE tenant_id IN ($1, $2)", *t);
-    PQclear(PQexecParams(a, sql, 2, NULL, p, NULL, NULL, 0));
-  }
-  PQfinish(a);
+  st_test_export_cleanup(admin_url, ta, tb);
   st_signer_free(signer);
   st_objstore_free(store);
   st_db_pool_free(pool);
@@ -105,18 +70,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void make_profile(const char *json) {
-  st_export_profile_t p;
-  st_error_t err = ST_ERROR_INIT;
-  json_error_t jerr;
-  json_t *j = json_loads(json, 0, &jerr);
-  st_export_profile_init(&p);
-  assert_non_null(j);
-  if (st_export_profile_from_json(j, &p, &err) || st_export_profile_create(pool, ta, &p, NULL, &err))
-    fail_msg("profile: %s", st_error_text(&err));
-  st_export_profile_release(&p);
-  json_decref(j);
-}
+static void make_profile(const char *json) { st_test_profile_create(pool, ta, json); }
 
 static int start(const char *tenant, const char *profile, int max_active, char *run_id,
                  st_error_t *err) {
@@ -736,7 +690,7 @@ static void ledger_change_fails_with_nothing_stored(void **state) {
   assert_int_equal(st_export_run_start(pool, ta, &p, NULL, 4, NULL, r, &err), 0);
   assert_int_equal(st_export_plan_build(pool, ta, &p, &plan, &err), 0);
   assert_int_equal(st_export_plan_record(pool, ta, r, &plan, &err), 0);
-  load_file(ta, "osv/STELLA-CRATES-0005.json");
+  st_test_ledger_load(pool, ta, "osv/STELLA-CRATES-0005.json");
   assert_int_equal(run_export(r, NULL, &err), ST_ECONFLICT);
   assert_non_null(strstr(err.msg, "the ledger changed"));
   assert_int_equal(st_export_run_state(pool, ta, r, st, sizeof(st), &err), 0);

@@ -381,6 +381,8 @@ const char *st_export_job_type(const char *kind) {
     return "trivy_db";
   if (kind && !strcmp(kind, "trivy:java-db"))
     return "trivy_java_db";
+  if (kind && !strncmp(kind, "mirror:", 7))
+    return "mirror";
   return "export_json";
 }
 
@@ -408,12 +410,32 @@ static void progress(void *ud, double fraction, const char *note) {
     ctx->progress(ctx, fraction, note);
 }
 
+typedef int (*plain_fn)(const st_export_env_t *env, const char *tenant, const char *run_id,
+                        st_error_t *err);
+typedef struct plain_s {
+  plain_fn fn;
+} plain_t;
+
+static int call_plain(const st_export_env_t *env, const char *tenant, const char *run_id,
+                      void *ud, st_error_t *err) {
+  return ((const plain_t *)ud)->fn(env, tenant, run_id, err);
+}
+
 int st_export_job(st_job_t *job, st_job_ctx_t *ctx, int max_attempts,
                   int (*fn)(const st_export_env_t *env, const char *tenant, const char *run_id,
                             st_error_t *err),
                   st_error_t *err) {
+  plain_t p = {fn};
+  return st_export_job_run(job, ctx, max_attempts,
+                           json_string_value(json_object_get(job->env->payload, "run_id")),
+                           call_plain, &p, err);
+}
+
+int st_export_job_run(st_job_t *job, st_job_ctx_t *ctx, int max_attempts, const char *run_id,
+                      int (*fn)(const st_export_env_t *env, const char *tenant,
+                                const char *run_id, void *ud, st_error_t *err),
+                      void *ud, st_error_t *err) {
   const char *tenant = job->env->tenant;
-  const char *run_id = json_string_value(json_object_get(job->env->payload, "run_id"));
   st_export_env_t env;
   st_objstore_t *store = NULL;
   st_signer_t *signer = NULL;
@@ -443,7 +465,7 @@ int st_export_job(st_job_t *job, st_job_ctx_t *ctx, int max_attempts,
   env.cancel = &ctx->cancel;
   env.progress = progress;
   env.ud = ctx;
-  rc = fn(&env, tenant, run_id, err);
+  rc = fn(&env, tenant, run_id, ud, err);
 done:
   /* a timeout is final for the run; a shutdown releases the job, which runs again */
   if (rc == ST_ECANCELED && atomic_load(&ctx->cancel) == ST_CANCEL_TIMEOUT)

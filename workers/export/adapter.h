@@ -107,7 +107,8 @@ int st_export_evidence(const st_export_env_t *env, const char *tenant, const cha
 int st_export_handoff(const st_export_env_t *env, const char *tenant, const char *run_id,
                       const json_t *run, st_error_t *err) ST_MUST_CHECK;
 
-/* The job type that builds runs of a profile kind: trivy_db, trivy_java_db, export_json. */
+/* The job type that builds runs of a profile kind: trivy_db, trivy_java_db, mirror,
+ * export_json. */
 const char *st_export_job_type(const char *kind);
 /* An export job payload: {"run_id": uuid} plus st_export_plan_payload's other keys. */
 int st_export_payload_validate(const json_t *payload, st_error_t *err) ST_MUST_CHECK;
@@ -116,5 +117,11 @@ int st_export_job(st_job_t *job, st_job_ctx_t *ctx, int max_attempts,
                   int (*fn)(const st_export_env_t *env, const char *tenant, const char *run_id,
                             st_error_t *err),
                   st_error_t *err) ST_MUST_CHECK;
+/* The same for a run id the caller resolved (a mirror job naming a profile) and an adapter
+ * taking ud. */
+int st_export_job_run(st_job_t *job, st_job_ctx_t *ctx, int max_attempts, const char *run_id,
+                      int (*fn)(const st_export_env_t *env, const char *tenant,
+                                const char *run_id, void *ud, st_error_t *err),
+                      void *ud, st_error_t *err) ST_MUST_CHECK;
 
 #endif
