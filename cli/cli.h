@@ -39,7 +39,6 @@ int st_cmd_export(int argc, char **argv);
 int st_cmd_oci(int argc, char **argv);
 int st_cmd_schedule(int argc, char **argv);
 int st_cmd_timeline(int argc, char **argv);
-int st_cmd_schedule(int argc, char **argv);
 
 /* A synchronous Redis connection to the configured redis_url (cmd_job.c); NULL after
  * printing why. */
