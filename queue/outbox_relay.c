@@ -82,7 +82,7 @@ static int lead(st_outbox_relay_t *r, st_error_t *err) {
 static int batch(st_outbox_relay_t *r, st_error_t *err) {
   PGresult *res = NULL, *done = NULL;
   st_buf_t ids = ST_BUF_INIT;
-  int rc, n = 0, redis_bad = 0;
+  int rc, n = 0, replies = 0, redis_bad = 0;
   char lim[16];
   const char *p[1] = {lim};
 
@@ -93,17 +93,25 @@ static int batch(st_outbox_relay_t *r, st_error_t *err) {
                        " FROM stella_outbox_claim($1::int)",
                        1, p, &res, err)))
     goto done;
-  n = PQntuples(res);
+  n = replies = PQntuples(res);
   if (n == 0)
     goto commit;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) {
     redisAppendCommand(r->redis, "XADD " ST_EVENTS_STREAM " * event_id %s tenant %s type %s event %s",
                        PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
                        PQgetvalue(res, i, 4));
-  for (int i = 0; i < n; i++) {
+    if (!strncmp(PQgetvalue(res, i, 3), "incident.", 9)) {
+      redisAppendCommand(r->redis,
+                         "XADD " ST_NOTIFY_STREAM " * event_id %s tenant %s type %s event %s",
+                         PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                         PQgetvalue(res, i, 4));
+      replies++;
+    }
+  }
+  for (int i = 0; i < replies; i++) {
     redisReply *x = NULL;
     if (redisGetReply(r->redis, (void **)&x) != REDIS_OK || !x || x->type != REDIS_REPLY_STRING) {
-      rc = st_fail(err, ST_EREDIS, "outbox relay: XADD %s: %s", ST_EVENTS_STREAM,
+      rc = st_fail(err, ST_EREDIS, "outbox relay: XADD: %s",
                    x && x->str ? x->str : r->redis->errstr);
       redis_bad = 1;
       freeReplyObject(x);

@@ -11,7 +11,8 @@
  * A batch: BEGIN; stella_outbox_claim(100) (SECURITY DEFINER, rows locked SKIP LOCKED);
  * XADD each row to stella:events with fields event_id, tenant, type, event (the row's
  * payload: a stella.event/v1 envelope, schemas/json/event-v1.schema.json, which the
- * timeline ingester reads); stella_outbox_mark_published(ids); COMMIT. A failure after some XADDs rolls
+ * timeline ingester reads), and each incident.* event also to stella:notify;
+ * stella_outbox_mark_published(ids); COMMIT. A failure after some XADDs rolls
  * back, so those events are published again: delivery is at least once, and consumers
  * dedupe on (tenant, event_id), which is stable. NATS JetStream publishing is not part of
  * this relay yet.
@@ -27,6 +28,9 @@
 #include "stella/err.h"
 
 #define ST_EVENTS_STREAM "stella:events"
+/* incident.* events are also XADDed here (same fields), in the same pipeline, for
+ * notifiers (pagers, chat bridges) that want only what needs a human. */
+#define ST_NOTIFY_STREAM "stella:notify"
 #define ST_OUTBOX_BATCH 100
 
 typedef struct st_outbox_relay_s st_outbox_relay_t;

@@ -5,7 +5,8 @@
  *            sink: Postgres stays optional for the worker role so a Redis-only process
  *            (development, the transport's own tests) still runs, but without pg_url job
  *            state is only logged, and a warning says so.
- * scheduler  cron schedules and event triggers (scheduler.h); needs pg_url.
+ * scheduler  cron schedules and event triggers (scheduler.h), and the Evidence Locker's
+ *            pruner and custody checkpoints (evidence_maint.h); needs pg_url.
  * With pg_url, either role also runs the outbox relay (outbox_relay.h; config
  * outbox_relay), of which one process at a time is the leader; the worker role with pg_url
  * also runs the timeline ingester (timeline_ingest.h; config timeline_ingest) and, with
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "evidence_maint.h"
 #include "ops_http.h"
 #include "outbox_relay.h"
 #include "registry.h"
@@ -76,6 +78,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
   st_tl_ingester_t *tl = NULL;
   st_tl_nats_ingester_t *tln = NULL;
   st_scheduler_t *sc = NULL;
+  st_evidence_maint_t *em = NULL;
   st_state_sink_t sink;
   const char *pg = st_config_str(cfg, "pg_url");
   sigset_t sigs;
@@ -95,7 +98,8 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
                              (uint64_t)st_config_int(cfg, "outbox_poll_ms"), &relay, &err)) ||
       (worker && pg && st_config_bool(cfg, "timeline_ingest") &&
        timeline_start(cfg, &tl, &tln, &err)) ||
-      (sched && st_scheduler_start(cfg, db, &sc, &err))) {
+      (sched && st_scheduler_start(cfg, db, &sc, &err)) ||
+      (sched && st_evidence_maint_start(cfg, &em, &err))) {
     st_error("stellad: %s", st_error_text(&err));
     goto done;
   }
@@ -116,6 +120,7 @@ static int run_roles(const st_config_t *cfg, int worker, int sched) {
     rc = 0;
   }
 done:
+  st_evidence_maint_stop(em);
   st_scheduler_stop(sc);
   if (tln) {
     st_tl_nats_ingester_stop(tln);

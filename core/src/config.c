@@ -88,6 +88,12 @@ static const st_config_key_t keys[] = {
     {"mirror_timestamp_ttl_s", ST_CONFIG_INT, "86400", 60, 31536000, "TUF timestamp expiry"},
     {"mirror_metadata_ttl_s", ST_CONFIG_INT, "2592000", 60, 315360000, "TUF snapshot/targets expiry"},
     {"mirror_root_ttl_s", ST_CONFIG_INT, "31536000", 3600, 3153600000LL, "TUF root expiry"},
+    {"evidence_retention_kinds", ST_CONFIG_STRING, NULL, 0, 0,
+     "per-kind evidence windows: kind=days[,kind=days]"},
+    {"evidence_incident_extension_days", ST_CONFIG_INT, "90", 1, 36500,
+     "incident mode: days added to evidence retention while active"},
+    {"evidence_maint_interval_s", ST_CONFIG_INT, "3600", 0, 604800,
+     "scheduler role: seconds between evidence pruner/checkpoint runs (0 = off)"},
     {NULL, ST_CONFIG_STRING, NULL, 0, 0, NULL},
 };
 

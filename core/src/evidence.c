@@ -56,6 +56,15 @@ int st_evidence_new(st_evidence_t **out, const st_evidence_opts_t *o, st_error_t
   ev->store = o->store;
   ev->signer = o->signer;
   ev->retention_days = o->retention_days > 0 ? o->retention_days : 365;
+  for (size_t k = 0; k < 3; k++)
+    ev->kind_days[k] = -1;
+  ev->incident_extension_days = o->incident_extension_days > 0 ? o->incident_extension_days : 90;
+  if (o->retention_kinds && (rc = st__evidence_parse_kinds(ev, o->retention_kinds, err)))
+    goto done;
+  if (!(ev->debug_config = st__evidence_config_json(o->debug_config))) {
+    rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
+    goto done;
+  }
   if (!(ev->tmp_dir = st_strdup(tmp && *tmp ? tmp : "/tmp")) ||
       (o->tsa_url && !(ev->tsa_url = st_strdup(o->tsa_url)))) {
     rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
@@ -93,6 +102,9 @@ int st_evidence_open(st_evidence_t **out, const st_config_t *cfg, st_error_t *er
   o.tsa_ca_file = st_config_str(cfg, "tsa_ca");
   o.tmp_dir = st_config_str(cfg, "api_tmp_dir");
   o.retention_days = (int)st_config_int(cfg, "evidence_retention_days");
+  o.retention_kinds = st_config_str(cfg, "evidence_retention_kinds");
+  o.incident_extension_days = (int)st_config_int(cfg, "evidence_incident_extension_days");
+  o.debug_config = cfg;
   if ((rc = st_evidence_new(out, &o, err)))
     goto fail;
   (*out)->own_db = db;
@@ -115,6 +127,7 @@ void st_evidence_free(st_evidence_t *ev) {
   st_free(ev->tsa_url);
   st_free(ev->tsa_ca_pem);
   st_free(ev->tmp_dir);
+  json_decref(ev->debug_config);
   st_free(ev);
 }
 
@@ -163,6 +176,37 @@ int st__evidence_sign(st_evidence_t *ev, const void *msg, size_t len, st_buf_t *
 done:
   st_buf_release(&sig);
   return rc;
+}
+
+static const char *const kinds[3] = {"evaluation", "job", "export"};
+
+int st__evidence_parse_kinds(st_evidence_t *ev, const char *spec, st_error_t *err) {
+  const char *p = spec;
+  while (*p) {
+    size_t n = strcspn(p, "=,"), k;
+    char *end;
+    long days;
+    for (k = 0; k < 3 && (strlen(kinds[k]) != n || strncmp(p, kinds[k], n)); k++)
+      ;
+    if (k == 3 || p[n] != '=')
+      return st_fail(err, ST_ECONFIG,
+                     "evidence_retention_kinds: want kind=days[,kind=days] with kind one of"
+                     " evaluation, job, export (at \"%.32s\")", p);
+    days = strtol(p + n + 1, &end, 10);
+    if (end == p + n + 1 || days < 0 || days > 36500 || (*end && *end != ','))
+      return st_fail(err, ST_ECONFIG, "evidence_retention_kinds: %s: days must be 0..36500",
+                     kinds[k]);
+    ev->kind_days[k] = (int)days;
+    p = *end ? end + 1 : end;
+  }
+  return 0;
+}
+
+int st__evidence_kind_days(const st_evidence_t *ev, const char *kind) {
+  for (size_t k = 0; kind && k < 3; k++)
+    if (!strcmp(kind, kinds[k]) && ev->kind_days[k] >= 0)
+      return ev->kind_days[k];
+  return ev->retention_days;
 }
 
 int st__evidence_id_ok(const char *s, size_t max) {

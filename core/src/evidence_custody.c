@@ -65,8 +65,8 @@ done:
   return rc;
 }
 
-static int checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, long long seq,
-                      const char *hash, st_error_t *err) {
+int st__evidence_checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, long long seq,
+                            const char *hash, st_error_t *err) {
   st_buf_t msg = ST_BUF_INIT, sig = ST_BUF_INIT, keyid = ST_BUF_INIT;
   char seqs[24];
   int rc;
@@ -82,7 +82,7 @@ static int checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, long lon
     const char *p[5] = {tenant, seqs, hash, keyid.data, sig.data};
     rc = st_db_exec(c,
                     "INSERT INTO evidence_custody_checkpoints (tenant_id, seq, hash, keyid,"
-                    " signature) VALUES ($1, $2::bigint, $3, $4, $5)",
+                    " signature) VALUES ($1, $2::bigint, $3, $4, $5) ON CONFLICT DO NOTHING",
                     5, p, NULL, err);
   }
 done:
@@ -161,7 +161,7 @@ int st_evidence_custody_append(st_evidence_t *ev, PGconn *c, const st_evidence_w
   if ((rc = outbox_event(c, who, event, rec, hash, err)))
     goto done;
   if (seq % ST_EVIDENCE_CHECKPOINT_EVERY == 0 && ev->signer)
-    rc = checkpoint(ev, c, who->tenant, seq, hash, err);
+    rc = st__evidence_checkpoint(ev, c, who->tenant, seq, hash, err);
 done:
   if (res)
     PQclear(res);

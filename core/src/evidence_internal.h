@@ -13,6 +13,9 @@ struct st_evidence_s {
   size_t tsa_ca_len;
   char *tmp_dir;
   int retention_days;
+  int kind_days[3];  /* evaluation, job, export from evidence_retention_kinds; -1 = unset */
+  int incident_extension_days;
+  json_t *debug_config; /* redacted resolved configuration (evidence_debug.c) */
   /* owned when opened from configuration */
   st_db_pool_t *own_db;
   st_objstore_t *own_store;
@@ -28,6 +31,20 @@ void st__evidence_utc(int64_t t, char out[21]);
 /* Sign msg with the locker's signer: base64 signature and keyid appended. */
 int st__evidence_sign(st_evidence_t *ev, const void *msg, size_t len, st_buf_t *sig_b64,
                       st_buf_t *keyid, st_error_t *err);
+/* The configured default window of a snapshot kind (per-kind key, else the default). */
+int st__evidence_kind_days(const st_evidence_t *ev, const char *kind);
+/* Parse "kind=days[,kind=days]" into ev->kind_days. */
+int st__evidence_parse_kinds(st_evidence_t *ev, const char *spec, st_error_t *err);
+/* Sign and store a custody checkpoint of (tenant, seq, hash) in c. */
+int st__evidence_checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, long long seq,
+                            const char *hash, st_error_t *err);
+
+/* evidence_debug.c: incident-mode debug artifacts. The configuration with secrets
+ * redacted (new reference, NULL cfg: {}); the process environment (hostname, version,
+ * uname, STELLA_* variables redacted). */
+json_t *st__evidence_config_json(const st_config_t *cfg);
+json_t *st__evidence_environment_json(void);
+
 /* Whether s is an id [A-Za-z0-9._:-]{1,max}. */
 int st__evidence_id_ok(const char *s, size_t max);
 

@@ -4,7 +4,9 @@
  * held. The store is asked to delete first, so a held or retained object (the store's own
  * lock, which may outlive the row's window) stops the bundle's pruning before anything is
  * recorded; a deleted object whose later steps failed is found again by the next run (its
- * deletion then answers not-found, which counts as done). */
+ * deletion then answers not-found, which counts as done). One run at a time: a session
+ * advisory lock on the maintenance connection; a second concurrent run does nothing and
+ * says so (stats->busy). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,16 @@ int st_evidence_prune(st_evidence_t *ev, const char *maint_url,
                  PQerrorMessage(m));
     goto done;
   }
+  /* one pruner at a time across processes: the lock ends with the session */
+  if ((rc = maint_exec(m, "SELECT pg_try_advisory_lock(hashtext('stella.evidence.prune'))", 0,
+                       NULL, &res, err)))
+    goto done;
+  if (strcmp(PQgetvalue(res, 0, 0), "t")) {
+    stats->busy = 1;
+    goto done;
+  }
+  PQclear(res);
+  res = NULL;
   if ((rc = maint_exec(m,
                        "SELECT tenant_id, bundle_id, kind, object_key, object_sha256,"
                        " to_char(retention_until AT TIME ZONE 'UTC',"

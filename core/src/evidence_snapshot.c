@@ -18,6 +18,7 @@
 #include "evidence_internal.h"
 #include "stella/bundle.h"
 #include "stella/jcs.h"
+#include "stella/json.h"
 #include "stella/mem.h"
 #include "stella/sha256.h"
 
@@ -206,25 +207,54 @@ typedef struct prep_s {
   const char *job_id;
   int sealed;
   long long days;
+  json_t *incident; /* {id, reason, extension_days, job_log} while incident mode is on */
 } prep_t;
+
+/* The job log of an incident snapshot: the transitions of the snapshot's own job and of
+ * the job the run names (run_id), oldest first. */
+static int job_log(PGconn *c, prep_t *s, json_t **out, st_error_t *err) {
+  const char *p[2] = {s->job_id, json_string_value(json_object_get(
+                                     json_object_get(s->payload, "run"), "run_id"))};
+  PGresult *res = NULL;
+  int rc;
+  if ((rc = st_db_exec(c,
+                       "SELECT coalesce(json_agg(json_build_object('job_id', e.job_id,"
+                       " 'attempt', e.attempt, 'from', e.from_state, 'to', e.to_state,"
+                       " 'detail', e.detail, 'error', j.error, 'at',"
+                       " to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+                       " ORDER BY e.at, e.job_id, e.attempt), '[]')::text"
+                       " FROM job_events e JOIN jobs j USING (tenant_id, job_id)"
+                       " WHERE e.job_id IN ($1, $2)",
+                       2, p, &res, err)))
+    return rc;
+  rc = st_json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), NULL, out, err);
+  PQclear(res);
+  return rc;
+}
 
 static int prep_tx(PGconn *c, void *arg, st_error_t *err) {
   prep_t *s = arg;
   PGresult *res = NULL;
+  json_t *log = NULL;
   int created, rc;
-  const char *p[4] = {s->who->tenant, s->bundle_id,
-                      json_string_value(json_object_get(s->payload, "kind")), NULL};
+  const char *kind = json_string_value(json_object_get(s->payload, "kind"));
+  const char *p[4] = {s->who->tenant, s->bundle_id, kind, NULL};
   char def[24];
 
-  snprintf(def, sizeof(def), "%d", s->ev->retention_days);
+  json_decref(s->incident);
+  s->incident = NULL;
+  snprintf(def, sizeof(def), "%d", st__evidence_kind_days(s->ev, kind));
   p[3] = def;
   if ((rc = st_evidence_pending(s->ev, c, s->who, s->bundle_id, s->payload, s->job_id, &created,
                                 err)) ||
       (rc = st_db_exec(c,
                        "SELECT b.status = 'sealed', coalesce("
                        " (SELECT days FROM evidence_retention WHERE kind = $3),"
-                       " (SELECT days FROM evidence_retention WHERE kind = '*'), $4::int)"
-                       " FROM evidence_bundles b WHERE b.tenant_id = $1 AND b.bundle_id = $2",
+                       " (SELECT days FROM evidence_retention WHERE kind = '*'), $4::int),"
+                       " i.incident_id, i.reason, i.extension_days"
+                       " FROM evidence_bundles b LEFT JOIN evidence_incidents i"
+                       " ON i.tenant_id = b.tenant_id AND i.deactivated_at IS NULL"
+                       " WHERE b.tenant_id = $1 AND b.bundle_id = $2",
                        4, p, &res, err)))
     goto done;
   if (PQntuples(res) != 1) {
@@ -233,7 +263,22 @@ static int prep_tx(PGconn *c, void *arg, st_error_t *err) {
   }
   s->sealed = !strcmp(PQgetvalue(res, 0, 0), "t");
   s->days = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+  if (!PQgetisnull(res, 0, 2) && !s->sealed) {
+    long long ext = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    if ((rc = job_log(c, s, &log, err)))
+      goto done;
+    s->days += ext;
+    if (!(s->incident = json_pack("{s:I, s:s, s:I, s:o}", "id",
+                                  (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10),
+                                  "reason", PQgetvalue(res, 0, 3), "extension_days",
+                                  (json_int_t)ext, "job_log", log))) {
+      rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
+      goto done;
+    }
+    log = NULL;
+  }
 done:
+  json_decref(log);
   if (res)
     PQclear(res);
   return rc;
@@ -338,14 +383,34 @@ static int add_input(st_evidence_t *ev, const char *tenant, build_t *b, const ch
   return 0;
 }
 
+/* Incident mode: run/debug/{job-log,config,environment}.json. */
+static int add_debug(st_evidence_t *ev, const char *tenant, build_t *b, const json_t *incident,
+                     st_error_t *err) {
+  json_t *env = st__evidence_environment_json(), *a[3] = {NULL, NULL, NULL};
+  int rc = 0;
+  if (!env ||
+      !(a[0] = json_pack("{s:s, s:O}", "path", "debug/job-log.json", "json",
+                         json_object_get(incident, "job_log"))) ||
+      !(a[1] = json_pack("{s:s, s:O}", "path", "debug/config.json", "json", ev->debug_config)) ||
+      !(a[2] = json_pack("{s:s, s:O}", "path", "debug/environment.json", "json", env)))
+    rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
+  for (size_t i = 0; i < 3 && !rc; i++)
+    rc = add_input(ev, tenant, b, "run", a[i], err);
+  for (size_t i = 0; i < 3; i++)
+    json_decref(a[i]);
+  json_decref(env);
+  return rc;
+}
+
 static int seal(st_evidence_t *ev, const st_evidence_who_t *who, const char *bundle_id,
-                const json_t *payload, const char *out, st_error_t *err) {
+                const json_t *payload, const json_t *incident, const char *out,
+                st_error_t *err) {
   static const char *const groups[] = {"inputs", "outputs"};
   build_t b = {0};
   json_t *meta = NULL, *env = json_object_get(payload, "environment"), *dbg;
   st_bundle_spec_t spec = {0};
   st_tsa_opts_t tsa = {0};
-  size_t cap = 2;
+  size_t cap = 5;
   int rc;
 
   if (!ev->signer)
@@ -390,9 +455,18 @@ static int seal(st_evidence_t *ev, const st_evidence_who_t *who, const char *bun
     if (rc)
       goto done;
   }
+  if (incident && (rc = add_debug(ev, who->tenant, &b, incident, err)))
+    goto done;
   meta = json_pack("{s:s, s:O, s:O?}", "snapshot_kind",
                    json_string_value(json_object_get(payload, "kind")), "run",
                    json_object_get(payload, "run"), "environment", env);
+  if (meta && incident &&
+      json_object_set_new(meta, "incident",
+                          json_pack("{s:O, s:O}", "id", json_object_get(incident, "id"),
+                                    "reason", json_object_get(incident, "reason")))) {
+    json_decref(meta);
+    meta = NULL;
+  }
   if (!meta) {
     rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
     goto done;
@@ -413,8 +487,9 @@ done:
 }
 
 static int store_or_adopt(st_evidence_t *ev, const st_evidence_who_t *who, const char *key,
-                          const char *bundle_id, const json_t *payload, long long days,
-                          const char *tmp, st_error_t *err) {
+                          const char *bundle_id, const json_t *payload,
+                          const json_t *incident, long long days, const char *tmp,
+                          st_error_t *err) {
   st_objstore_stat_t st;
   st_objstore_lock_t lock = {0, 0};
   uint8_t d[ST_SHA256_LEN];
@@ -426,7 +501,7 @@ static int store_or_adopt(st_evidence_t *ev, const st_evidence_who_t *who, const
   if (rc && rc != ST_ENOENT)
     return rc;
   if (rc == ST_ENOENT) {
-    if ((rc = seal(ev, who, bundle_id, payload, tmp, err)) ||
+    if ((rc = seal(ev, who, bundle_id, payload, incident, tmp, err)) ||
         (rc = st_sha256_file(tmp, d, NULL, err)))
       return rc;
     st_sha256_hex(d, hex);
@@ -525,7 +600,7 @@ static int fin_tx(PGconn *c, void *arg, st_error_t *err) {
 int st_evidence_snapshot(st_evidence_t *ev, const st_evidence_who_t *who,
                          const char *bundle_id, const json_t *payload, const char *job_id,
                          json_t **out, st_error_t *err) {
-  prep_t prep = {ev, who, bundle_id, payload, job_id, 0, 0};
+  prep_t prep = {ev, who, bundle_id, payload, job_id, 0, 0, NULL};
   st_evidence_facts_t facts;
   st_buf_t key = ST_BUF_INIT, tmp = ST_BUF_INIT;
   int rc;
@@ -548,8 +623,8 @@ int st_evidence_snapshot(st_evidence_t *ev, const st_evidence_who_t *who,
       goto done;
     }
     if ((rc = st__evidence_tmpfile(ev, &tmp, err)) ||
-        (rc = store_or_adopt(ev, who, key.data, bundle_id, payload, prep.days, tmp.data,
-                             err)) ||
+        (rc = store_or_adopt(ev, who, key.data, bundle_id, payload, prep.incident, prep.days,
+                             tmp.data, err)) ||
         (rc = st_evidence_facts_read(tmp.data, ev->tsa_ca_pem, ev->tsa_ca_len, &facts, err)))
       goto done;
     if (strcmp(facts.id.data, bundle_id) || strcmp(facts.tenant.data, who->tenant)) {
@@ -569,5 +644,6 @@ done:
   st_buf_release(&tmp);
   st_buf_release(&key);
   st_evidence_facts_release(&facts);
+  json_decref(prep.incident);
   return rc;
 }

@@ -65,6 +65,13 @@ typedef struct st_evidence_opts_s {
   const char *tsa_ca_file; /* PEM roots for the TSA facts (genTime, serial) */
   const char *tmp_dir;    /* NULL: $TMPDIR or /tmp */
   int retention_days;     /* default window when evidence_retention has no row */
+  /* Per-kind defaults "kind=days[,kind=days]" (evidence_retention_kinds), below the
+   * tenant's evidence_retention rows and above retention_days; NULL: none. */
+  const char *retention_kinds;
+  int incident_extension_days; /* incident mode's default extension; 0: 90 */
+  /* Captured (redacted) as run/debug/config.json of snapshots sealed during an incident;
+   * borrowed for the call only. NULL: the debug config lists nothing. */
+  const st_config_t *debug_config;
 } st_evidence_opts_t;
 
 /* Who acts: strings borrowed; request_id may be NULL. in_tx (may be NULL) runs at the end
@@ -81,7 +88,9 @@ typedef struct st_evidence_who_s {
 int st_evidence_new(st_evidence_t **out, const st_evidence_opts_t *opts, st_error_t *err)
     ST_MUST_CHECK;
 /* From configuration: pg_url, the object store keys, signing_key (optional), tsa_url,
- * tsa_ca, evidence_retention_days, api_tmp_dir. */
+ * tsa_ca, evidence_retention_days, evidence_retention_kinds,
+ * evidence_incident_extension_days, api_tmp_dir (and the whole configuration, redacted,
+ * for incident debug artifacts). */
 int st_evidence_open(st_evidence_t **out, const st_config_t *cfg, st_error_t *err)
     ST_MUST_CHECK;
 void st_evidence_free(st_evidence_t *ev);
@@ -180,6 +189,7 @@ int st_evidence_hold_get(st_evidence_t *ev, const char *tenant, const char *case
 typedef struct st_evidence_prune_stats_s {
   long long pruned;  /* bundles deleted (rows and objects) */
   long long skipped; /* expired but refused by the store (held or retained there) */
+  int busy;          /* another pruner held the lock: this run did nothing */
 } st_evidence_prune_stats_t;
 
 /* The pruner: as stella_maint (maint_url) list sealed bundles past retention that no
@@ -188,5 +198,62 @@ typedef struct st_evidence_prune_stats_s {
  * from the store, then the row deleted as stella_maint (audited by trigger). */
 int st_evidence_prune(st_evidence_t *ev, const char *maint_url,
                       st_evidence_prune_stats_t *stats, st_error_t *err) ST_MUST_CHECK;
+
+/* Retention windows in days: the tenant's evidence_retention rows (kind, then '*'), else
+ * the configured per-kind default, else the default. kind NULL or "*": the tenant row
+ * for '*'. days < 0 in set removes the row. */
+int st_evidence_retention_set(st_evidence_t *ev, const st_evidence_who_t *who,
+                              const char *kind, int days, st_error_t *err) ST_MUST_CHECK;
+/* {"default", "kinds": {kind: days from config}, "tenant": {kind|"*": days},
+ * "effective": {kind: days}, "incident_extension_days"} for who->tenant. */
+int st_evidence_retention_get(st_evidence_t *ev, const char *tenant, json_t **out,
+                              st_error_t *err) ST_MUST_CHECK;
+
+/* ---- incident mode (evidence_incident.c) ---- */
+
+/* Activate incident mode for who->tenant (reason 1..1000 bytes; extension_days < 0: the
+ * configured default) with an incident.activated custody record and event (the outbox
+ * relay also copies incident.* events to stella:notify), in one transaction that also
+ * runs who->in_tx. Already active: nothing changes and *created = 0. out (may be NULL):
+ * the status as st_evidence_incident_status gives it. While active, the pruner keeps the
+ * tenant's bundles extension_days past their windows, and snapshots are sealed with that
+ * longer window and with debug artifacts (run/debug/job-log.json, config.json,
+ * environment.json). */
+int st_evidence_incident_on(st_evidence_t *ev, const st_evidence_who_t *who,
+                            const char *reason, int extension_days, int *created,
+                            json_t **out, st_error_t *err) ST_MUST_CHECK;
+/* Deactivate (incident.deactivated); ST_ENOENT when none is active. */
+int st_evidence_incident_off(st_evidence_t *ev, const st_evidence_who_t *who, json_t **out,
+                             st_error_t *err) ST_MUST_CHECK;
+/* {"tenant", "active", "incident": {id, reason, extension_days, activated_by,
+ * activated_at, deactivated_by, deactivated_at} | null (the latest one)}. */
+int st_evidence_incident_status(st_evidence_t *ev, const char *tenant, json_t **out,
+                                st_error_t *err) ST_MUST_CHECK;
+
+/* ---- disaster recovery and maintenance (evidence_reindex.c, evidence_maint.c) ---- */
+
+typedef struct st_evidence_reindex_stats_s {
+  long long objects;  /* bundle objects found under tenants/<tenant>/evidence/ */
+  long long restored; /* rows rebuilt */
+  long long present;  /* already had their rows */
+  long long refused;  /* failed verification or named another bundle: left alone */
+  long long held;     /* restored objects under a store legal hold (cases are not in bundles) */
+} st_evidence_reindex_stats_t;
+
+/* Rebuild who->tenant's bundle and artifact rows from the sealed bundles in the object
+ * store (the store is the source of truth): each object is verified against key (NULL:
+ * the locker's signer key) and its own manifest, then recorded sealed with an
+ * evidence.reindexed custody record. Rows present stay as they are. job_id is not in a
+ * bundle (NULL); sealed_at is the timestamp's genTime (else now); retention_until is the
+ * object's store retention (else now + the window). */
+int st_evidence_reindex(st_evidence_t *ev, const st_evidence_who_t *who,
+                        const st_pubkey_t *key, st_evidence_reindex_stats_t *stats,
+                        st_error_t *err) ST_MUST_CHECK;
+
+/* Sign a checkpoint of every tenant's custody head that has none yet (the periodic
+ * checkpoint: a truncated tail is then caught even between every-64 checkpoints).
+ * *made gets the count. */
+int st_evidence_checkpoint_all(st_evidence_t *ev, long long *made, st_error_t *err)
+    ST_MUST_CHECK;
 
 #endif
