@@ -164,6 +164,10 @@ int st__audit_routes(st_api_t *api, st_error_t *err);
 int st__evidence_routes(st_api_t *api, const st_config_t *cfg, struct st__evidence_api_s **out,
                         st_error_t *err);
 void st__evidence_routes_free(struct st__evidence_api_s *x);
+/* The locker the evidence routes opened (routes_evidence.c), shared with routes_incident.c. */
+struct st_evidence_s *st__evidence_locker(struct st__evidence_api_s *x);
+/* routes_incident.c: POST|DELETE|GET /incident on the evidence routes' locker. */
+int st__incident_routes(st_api_t *api, struct st__evidence_api_s *ev, st_error_t *err);
 
 /* OpenAPI document (openapi.c). */
 int st__openapi_load(st_api_t *api, const st_config_t *cfg, st_error_t *err);

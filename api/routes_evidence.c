@@ -498,6 +498,8 @@ static int hold_get(st_api_req_t *req, void *arg) {
 
 /* ---- registration ---- */
 
+st_evidence_t *st__evidence_locker(struct st__evidence_api_s *x) { return x->ev; }
+
 void st__evidence_routes_free(struct st__evidence_api_s *x) {
   if (!x)
     return;

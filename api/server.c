@@ -464,7 +464,8 @@ static int start_db(st_api_t *api, const st_config_t *cfg, st_error_t *err) {
   if ((rc = st__jobs_routes(api, cfg, err)) || (rc = st__audit_routes(api, err)) ||
       (rc = st__export_routes(api, cfg, api->db, &api->exports, err)) ||
       (rc = st__timeline_routes(api, cfg, &api->timeline, err)) ||
-      (rc = st__evidence_routes(api, cfg, &api->evidence, err)))
+      (rc = st__evidence_routes(api, cfg, &api->evidence, err)) ||
+      (rc = st__incident_routes(api, api->evidence, err)))
     return rc;
   return 0;
 }

@@ -57,6 +57,9 @@ int st_cmd_trivy(int argc, char **argv);
 int st_cli_export_bootstrap(int argc, char **argv);
 int st_cmd_bootstrap(int argc, char **argv);
 int st_cmd_mirror(int argc, char **argv);
+/* cmd_evidence.c (custody verify, reindex, prune, checkpoint, retention), cmd_incident.c. */
+int st_cmd_evidence(int argc, char **argv);
+int st_cmd_incident(int argc, char **argv);
 
 /* A Postgres pool on the configured pg_url (cmd_ledger.c); prints why and returns
  * ST_EXIT_USAGE on failure. */
