@@ -465,10 +465,10 @@ static int hold_post(st_api_req_t *req, void *arg) {
   snprintf(a.resource, sizeof(a.resource), "evidence/hold/%.128s", st_api_req_param(req, "case_id"));
   w.in_tx = audit_only;
   w.in_tx_arg = &a;
-  return hold_reply(req,
-                    st_evidence_hold_place(x->ev, &w, st_api_req_param(req, "case_id"),
-                                           st_api_req_json(req), &out, &err),
-                    out, &err, 201);
+  /* rc first: an argument list does not order the call before reading out */
+  int rc = st_evidence_hold_place(x->ev, &w, st_api_req_param(req, "case_id"),
+                                  st_api_req_json(req), &out, &err);
+  return hold_reply(req, rc, out, &err, 201);
 }
 
 static int hold_delete(st_api_req_t *req, void *arg) {
@@ -480,20 +480,17 @@ static int hold_delete(st_api_req_t *req, void *arg) {
   snprintf(a.resource, sizeof(a.resource), "evidence/hold/%.128s", st_api_req_param(req, "case_id"));
   w.in_tx = audit_only;
   w.in_tx_arg = &a;
-  return hold_reply(req,
-                    st_evidence_hold_release(x->ev, &w, st_api_req_param(req, "case_id"), &out,
-                                             &err),
-                    out, &err, 200);
+  int rc = st_evidence_hold_release(x->ev, &w, st_api_req_param(req, "case_id"), &out, &err);
+  return hold_reply(req, rc, out, &err, 200);
 }
 
 static int hold_get(st_api_req_t *req, void *arg) {
   evapi_t *x = arg;
   st_error_t err = ST_ERROR_INIT;
   json_t *out = NULL;
-  return hold_reply(req,
-                    st_evidence_hold_get(x->ev, tenant_of(req), st_api_req_param(req, "case_id"),
-                                         &out, &err),
-                    out, &err, 200);
+  int rc = st_evidence_hold_get(x->ev, tenant_of(req), st_api_req_param(req, "case_id"), &out,
+                                &err);
+  return hold_reply(req, rc, out, &err, 200);
 }
 
 /* ---- registration ---- */
