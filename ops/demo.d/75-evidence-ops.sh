@@ -10,7 +10,7 @@ export STELLA_SIGNING_KEY=$EVO_TMP/sign.pem STELLA_DATA_DIR=$EVO_TMP/data
 stella incident on --tenant "$EVO_T" --reason "demo drill" --extension-days 14
 stella incident status --tenant "$EVO_T"
 stella evidence retention set --tenant "$EVO_T" --kind job --days 30
-stella evidence retention get --tenant "$EVO_T" | head -12
+stella evidence retention get --tenant "$EVO_T"
 stella incident off --tenant "$EVO_T"
 stella evidence prune
 stella evidence custody verify --tenant "$EVO_T"
