@@ -66,6 +66,17 @@ oom:
   return st_fail(err, ST_ENOMEM, "evidence: out of memory");
 }
 
+/* The change's custody record (and outbox event) and the caller's own rows. */
+static int record(PGconn *c, inc_t *x, const char *event, const json_t *detail,
+                  st_error_t *err) {
+  int rc;
+  if (!detail)
+    return st_fail(err, ST_ENOMEM, "evidence: out of memory");
+  if ((rc = st_evidence_custody_append(x->ev, c, x->who, event, NULL, NULL, detail, err)))
+    return rc;
+  return x->who->in_tx ? x->who->in_tx(c, x->who->in_tx_arg, err) : 0;
+}
+
 static int on_tx(PGconn *c, void *arg, st_error_t *err) {
   inc_t *x = arg;
   PGresult *res = NULL;
@@ -88,15 +99,10 @@ static int on_tx(PGconn *c, void *arg, st_error_t *err) {
     goto done;
   if (PQntuples(res) == 1) {
     x->created = 1;
-    if (!(detail = json_pack("{s:I, s:s, s:i}", "incident_id",
-                             (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "reason",
-                             x->reason, "extension_days", x->days))) {
-      rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
-      goto done;
-    }
-    if ((rc = st_evidence_custody_append(x->ev, c, x->who, "incident.activated", NULL, NULL,
-                                         detail, err)) ||
-        (x->who->in_tx && (rc = x->who->in_tx(c, x->who->in_tx_arg, err))))
+    detail = json_pack("{s:I, s:s, s:i}", "incident_id",
+                       (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "reason", x->reason,
+                       "extension_days", x->days);
+    if ((rc = record(c, x, "incident.activated", detail, err)))
       goto done;
   }
   rc = status_q(c, x->who->tenant, &x->status, err);
@@ -125,17 +131,11 @@ static int off_tx(PGconn *c, void *arg, st_error_t *err) {
     rc = st_fail(err, ST_ENOENT, "incident: %s has no active incident", x->who->tenant);
     goto done;
   }
-  if (!(detail = json_pack("{s:I, s:s}", "incident_id",
-                           (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "reason",
-                           PQgetvalue(res, 0, 1)))) {
-    rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
-    goto done;
-  }
-  if ((rc = st_evidence_custody_append(x->ev, c, x->who, "incident.deactivated", NULL, NULL,
-                                       detail, err)) ||
-      (x->who->in_tx && (rc = x->who->in_tx(c, x->who->in_tx_arg, err))))
-    goto done;
-  rc = status_q(c, x->who->tenant, &x->status, err);
+  detail = json_pack("{s:I, s:s}", "incident_id",
+                      (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "reason",
+                      PQgetvalue(res, 0, 1));
+  if (!(rc = record(c, x, "incident.deactivated", detail, err)))
+    rc = status_q(c, x->who->tenant, &x->status, err);
 done:
   json_decref(detail);
   if (res)

@@ -35,6 +35,9 @@ int st__evidence_sign(st_evidence_t *ev, const void *msg, size_t len, st_buf_t *
 int st__evidence_kind_days(const st_evidence_t *ev, const char *kind);
 /* Parse "kind=days[,kind=days]" into ev->kind_days. */
 int st__evidence_parse_kinds(st_evidence_t *ev, const char *spec, st_error_t *err);
+/* Insert the artifact rows of a sealed bundle from its manifest entries (idempotent). */
+int st__evidence_artifacts_insert(PGconn *c, const char *tenant, const st_evidence_facts_t *f,
+                                  st_error_t *err);
 /* Sign and store a custody checkpoint of (tenant, seq, hash) in c. */
 int st__evidence_checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, long long seq,
                             const char *hash, st_error_t *err);

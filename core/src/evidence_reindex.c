@@ -37,8 +37,7 @@ static int ri_tx(PGconn *c, void *arg, st_error_t *err) {
   const st_evidence_facts_t *f = r->f;
   char size[24], days[24];
   long long n = 0;
-  size_t i;
-  json_t *e, *detail = NULL;
+  json_t *detail = NULL;
   int rc;
 
   r->inserted = 0;
@@ -81,20 +80,8 @@ static int ri_tx(PGconn *c, void *arg, st_error_t *err) {
   if (!n)
     return 0;
   r->inserted = 1;
-  json_array_foreach(json_object_get(f->manifest, "entries"), i, e) {
-    char esize[24];
-    const char *p[6] = {r->who->tenant, f->id.data, json_string_value(json_object_get(e, "path")),
-                        json_string_value(json_object_get(e, "sha256")), esize,
-                        json_string_value(json_object_get(e, "mediaType"))};
-    snprintf(esize, sizeof(esize), "%lld",
-             (long long)json_integer_value(json_object_get(e, "size")));
-    if ((rc = st_db_exec(c,
-                         "INSERT INTO evidence_artifacts (tenant_id, bundle_id, path, sha256,"
-                         " size, media_type) VALUES ($1, $2, $3, $4, $5::bigint, $6)"
-                         " ON CONFLICT DO NOTHING",
-                         6, p, NULL, err)))
-      return rc;
-  }
+  if ((rc = st__evidence_artifacts_insert(c, r->who->tenant, f, err)))
+    return rc;
   detail = json_pack("{s:s, s:s, s:s}", "source", "object store", "object_key", r->key,
                      "manifest_sha256", f->manifest_sha256.data);
   rc = detail ? st_evidence_custody_append(r->ev, c, r->who, "evidence.reindexed", f->id.data,

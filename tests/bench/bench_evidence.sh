@@ -44,6 +44,7 @@ signing_key = $T/k.pem
 data_dir = $T/data
 api_tmp_dir = $T
 api_rate_per_s = 0
+max_body_bytes = 2147483648
 worker_threads = 2
 log_level = warn
 CONF
@@ -91,7 +92,7 @@ cli_small=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 head -c $((MIB << 20)) /dev/urandom >big.bin
 cat big.bin >/dev/null
 t0=$(now)
-sha=$(curl -sf -H "Authorization: Bearer $TOK" -X PUT --data-binary @big.bin "$URL/evidence/artifacts" |
+sha=$(curl -sf -H "Authorization: Bearer $TOK" -T big.bin "$URL/evidence/artifacts" |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 t1=$(now)
 curl -sf -o /dev/null -H "Authorization: Bearer $TOK" -H "Content-Type: application/json" \
