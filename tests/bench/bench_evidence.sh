@@ -24,7 +24,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/st_bench_evidence.XXXXXX")
 PID=
 cleanup() {
   [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  rm -rf "$T"
+  [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 cd "$T"
@@ -48,13 +48,14 @@ max_body_bytes = 2147483648
 worker_threads = 2
 log_level = warn
 CONF
-export STELLA_CONFIG=$T/stella.conf
+export STELLA_CONFIG=$T/stella.conf STELLA_SOURCE_DIR=$SRC
 "$BIN/stella" migrate --dir "$SRC/schemas/postgres" >/dev/null
 redis-cli -u "$STELLA_REDIS_URL/7" FLUSHDB >/dev/null
 "$BIN/stellad" --roles api,worker 2>stellad.log &
 PID=$!
 URL=http://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "$URL/healthz" >/dev/null || { tail -5 stellad.log >&2; exit 1; }
 TOK=$("$BIN/stella" token mint --alg HS256 --tenant "$TEN" --scope "evidence:read evidence:write" --ttl 60m --sub bench)
 export TOK URL
 
