@@ -28,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$T"
-TEN=bench$$
+TEN=bench$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n') # fresh per run
 ADMIN=$STELLA_PG_ADMIN_URL
 sql() { psql -qtAX -v ON_ERROR_STOP=1 "$ADMIN" -c "$1"; }
 now() { date +%s.%N; }

@@ -37,7 +37,7 @@ fail() {
   exit 1
 }
 
-T=evcrash$$
+T=evcrash$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n') # fresh per run
 ADMIN=$STELLA_PG_ADMIN_URL
 REDIS=$STELLA_REDIS_URL/8
 sql() { psql -qtAX -v ON_ERROR_STOP=1 "$ADMIN" -c "$1"; }

@@ -41,10 +41,12 @@ fail() {
   exit 1
 }
 
-A=eva$$
-B=evb$$
-Q=evq$$
-C=evc$$
+# fresh tenants per run (a recycled pid would find an earlier run's rows)
+R=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+A=eva$R
+B=evb$R
+Q=evq$R
+C=evc$R
 ADMIN=$STELLA_PG_ADMIN_URL
 REDIS=$STELLA_REDIS_URL/9
 sql() { psql -qtAX -v ON_ERROR_STOP=1 "$ADMIN" -c "$1"; }
@@ -183,10 +185,14 @@ printf 'during the incident\n' >"$TMP/i.txt"
 ID2=$(snapshot "$TA" evaluation "$(upload "$TA" "$TMP/i.txt")")
 wait_sealed "$TA" "$ID2"
 curl -sf -H "Authorization: Bearer $TA" -o "$TMP/i.tgz" "$URL/evidence/$ID2/download"
-tar -tzf "$TMP/i.tgz" | grep -q '^payload/run/debug/job-log.json$' || fail "no job log in $ID2"
-tar -xzOf "$TMP/i.tgz" payload/run/debug/config.json | grep -q '"jwt_hs256_secret":"\[redacted\]"' ||
+# (outputs go to files first: under pipefail, grep -q closing a pipe early fails the writer)
+tar -tzf "$TMP/i.tgz" >"$TMP/list"
+grep -q '^payload/run/debug/job-log.json$' "$TMP/list" || fail "no job log in $ID2"
+tar -xzOf "$TMP/i.tgz" payload/run/debug/config.json >"$TMP/config.json"
+tar -xzOf "$TMP/i.tgz" payload/run/debug/job-log.json >"$TMP/job-log.json"
+grep -q '"jwt_hs256_secret":"\[redacted\]"' "$TMP/config.json" ||
   fail "config not redacted"
-tar -xzOf "$TMP/i.tgz" payload/run/debug/job-log.json | grep -q '"to":"running"' || fail "job log"
+grep -q '"to":"running"' "$TMP/job-log.json" || fail "job log"
 "$BIN/stella" verify "$TMP/i.tgz" --key "$TMP/sign.pub" >/dev/null || fail "incident bundle verify"
 [ "$(api "$TA" DELETE /incident)" = 200 ] && [ "$(jget active)" = False ] || fail "deactivate"
 [ "$(api "$TA" DELETE /incident)" = 404 ] || fail "second deactivate: $(cat "$TMP/b")"
@@ -195,25 +201,29 @@ for ev in incident.activated incident.deactivated; do
   for stream in stella:events stella:notify; do
     ok=
     for _ in $(seq 50); do
-      redis-cli -u "$REDIS" XRANGE "$stream" - + | grep -q "^$ev\$" && ok=1 && break
+      redis-cli -u "$REDIS" XRANGE "$stream" - + >"$TMP/xr"
+      grep -q "^$ev\$" "$TMP/xr" && ok=1 && break
       sleep 0.1
     done
     [ -n "$ok" ] || fail "$ev not on $stream"
   done
 done
-[ "$(redis-cli -u "$REDIS" XRANGE stella:notify - + | grep -c '^evidence\.')" = 0 ] ||
+redis-cli -u "$REDIS" XRANGE stella:notify - + >"$TMP/notify"
+redis-cli -u "$REDIS" XRANGE stella:events - + >"$TMP/events"
+[ "$(grep -c '^evidence\.' "$TMP/notify")" = 0 ] ||
   fail "evidence events on stella:notify"
-redis-cli -u "$REDIS" XRANGE stella:events - + | grep -q '^evidence.sealed$' ||
+grep -q '^evidence.sealed$' "$TMP/events" ||
   fail "evidence.sealed not on stella:events"
-redis-cli -u "$REDIS" XRANGE stella:events - + | grep '"type": *"evidence.downloaded"' |
-  grep '"correlation_id": *"[0-9a-f]' | grep -q '"digest": *"sha256:' ||
+grep '"type": *"evidence.downloaded"' "$TMP/events" |
+  grep '"correlation_id": *"[0-9a-f]' | grep -c '"digest": *"sha256:' >/dev/null ||
   fail "evidence.downloaded without request id or bundle digest"
 
 echo "== incident mode from the CLI"
 "$BIN/stella" incident on --tenant "$C" --reason "cli drill" --extension-days 3 >"$TMP/on" ||
   fail "stella incident on"
 grep -q '"active":true' "$TMP/on" || fail "on: $(cat "$TMP/on")"
-"$BIN/stella" incident status --tenant "$C" | grep -q '"extension_days":3' || fail "status"
+"$BIN/stella" incident status --tenant "$C" >"$TMP/status" || fail "incident status"
+grep -q '"extension_days":3' "$TMP/status" || fail "status"
 "$BIN/stella" incident off --tenant "$C" >/dev/null || fail "off"
 set +e
 "$BIN/stella" incident off --tenant "$C" 2>/dev/null
@@ -234,8 +244,8 @@ done
 [ "$(api "$TA" GET "/evidence/$ID3")" = 404 ] || fail "$ID3 not pruned: $(cat "$TMP/b")"
 [ ! -e "$TMP/data/tenants/$A/evidence/$ID3.tgz" ] || fail "$ID3's object left"
 [ "$(api "$TA" GET "/evidence/$ID")" = 200 ] || fail "the held live bundle was pruned"
-sql "SELECT record_text FROM evidence_dispositions WHERE tenant_id = '$A' AND bundle_id = '$ID3'" |
-  grep -q '"rule":"retention expired, no active hold"' || fail "disposition record"
+sql "SELECT record_text FROM evidence_dispositions WHERE tenant_id = '$A' AND bundle_id = '$ID3'" >"$TMP/disp"
+grep -q '"rule":"retention expired, no active hold"' "$TMP/disp" || fail "disposition record"
 [ "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id = '$A' AND actor = 'stella_maint'")" -ge 1 ] ||
   fail "pruner not audited"
 
