@@ -57,6 +57,10 @@ int st_cmd_trivy(int argc, char **argv);
 /* `stella export bootstrap` (cmd_bootstrap.c); argv[0] is the verb. */
 int st_cli_export_bootstrap(int argc, char **argv);
 int st_cmd_bootstrap(int argc, char **argv);
+/* `stella evidence` (cmd_evidence.c); `stella evidence export|import`
+ * (cmd_evidence_port.c), argv[0] is the verb. */
+int st_cmd_evidence(int argc, char **argv);
+int st_cli_evidence_port(int argc, char **argv);
 
 /* A Postgres pool on the configured pg_url (cmd_ledger.c); prints why and returns
  * ST_EXIT_USAGE on failure. */

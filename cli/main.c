@@ -26,6 +26,7 @@ static const st_cli_cmd_t commands[] = {
     {"schedule", st_cmd_schedule, "cron schedules and event triggers (add, list, rm)"},
     {"timeline", st_cmd_timeline, "timeline events: query, get, evidence, ingest --once"},
     {"schedule", st_cmd_schedule, "cron schedules and event triggers (add, list, rm)"},
+    {"evidence", st_cmd_evidence, "evidence locker: portable export, import"},
     {"trivy", st_cmd_trivy, "build the Trivy DB and Java DB from OSV / Maven index files"},
     {"help", cmd_help, "list commands"},
 };
