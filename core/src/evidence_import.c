@@ -87,8 +87,6 @@ static int insert_rows(PGconn *c, imp_t *s, st_error_t *err) {
   const st_evidence_facts_t *f = s->f;
   char size[24], days[24];
   long long n = 0;
-  size_t i;
-  json_t *e;
   int rc;
 
   snprintf(size, sizeof(size), "%llu", (unsigned long long)f->object_size);
@@ -123,22 +121,8 @@ static int insert_rows(PGconn *c, imp_t *s, st_error_t *err) {
   }
   if (!n) /* imported meanwhile: judge it as the probe would */
     return probe(c, s, err);
-  json_array_foreach(json_object_get(f->manifest, "entries"), i, e) {
-    char esize[24];
-    snprintf(esize, sizeof(esize), "%lld",
-             (long long)json_integer_value(json_object_get(e, "size")));
-    {
-      const char *p[6] = {s->who->tenant, f->id.data,
-                          json_string_value(json_object_get(e, "path")),
-                          json_string_value(json_object_get(e, "sha256")), esize,
-                          json_string_value(json_object_get(e, "mediaType"))};
-      if ((rc = st_db_exec(c,
-                           "INSERT INTO evidence_artifacts (tenant_id, bundle_id, path, sha256,"
-                           " size, media_type) VALUES ($1, $2, $3, $4, $5::bigint, $6)",
-                           6, p, NULL, err)))
-        return rc;
-    }
-  }
+  if ((rc = st__evidence_artifact_rows(c, s->who->tenant, f, err)))
+    return rc;
   s->imported = 1;
   return 0;
 }

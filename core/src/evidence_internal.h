@@ -28,6 +28,10 @@ void st__evidence_utc(int64_t t, char out[21]);
 /* Sign msg with the locker's signer: base64 signature and keyid appended. */
 int st__evidence_sign(st_evidence_t *ev, const void *msg, size_t len, st_buf_t *sig_b64,
                       st_buf_t *keyid, st_error_t *err);
+/* Insert the evidence_artifacts rows of a sealed bundle (its manifest entries) in c, the
+ * caller's transaction of tenant; rows present already are kept (evidence_facts.c). */
+int st__evidence_artifact_rows(PGconn *c, const char *tenant, const st_evidence_facts_t *f,
+                               st_error_t *err);
 /* Whether s is an id [A-Za-z0-9._:-]{1,max}. */
 int st__evidence_id_ok(const char *s, size_t max);
 
