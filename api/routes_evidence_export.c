@@ -4,7 +4,7 @@
  * The export is sealed into a private temporary file, which is opened for the reply and
  * unlinked at once. The evidence.exported custody record and the audit row commit in one
  * tenant transaction before anything is sent; another tenant's id is a 404, a bundle not
- * sealed yet a 409. */
+ * sealed yet a 409, a locker without signing_key a 503. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +54,8 @@ static int export_post(st_api_req_t *req, void *arg) {
       rc = st_api_reply_problem(req, ST_API_P_NOT_FOUND, NULL);
     else if (rc == ST_ECONFLICT)
       rc = st_api_reply_problem(req, ST_API_P_CONFLICT, "the bundle is not sealed yet");
+    else if (rc == ST_ECONFIG)
+      rc = st_api_reply_problem(req, ST_API_P_UNAVAILABLE, "this locker has no signing key");
     else {
       st_logkv(ST_LOG_ERROR, "evidence export", "bundle_id", id, "error", st_error_text(&err),
                NULL);

@@ -271,12 +271,12 @@ int st_evidence_export(st_evidence_t *ev, const st_evidence_who_t *who, const ch
     rc = st_fail(err, ST_ENOENT, "evidence export: no bundle %.128s", bundle_id);
     goto done;
   }
-  if (!ev->signer) {
+  if ((rc = st_db_tenant_txf(ev->db, who->tenant, ST_DB_TX_READ_ONLY, src_tx, &s, err)))
+    goto done;
+  if (!ev->signer) { /* after the lookup: an unknown id stays a 404 */
     rc = st_fail(err, ST_ECONFIG, "signing_key: needed to seal an export");
     goto done;
   }
-  if ((rc = st_db_tenant_txf(ev->db, who->tenant, ST_DB_TX_READ_ONLY, src_tx, &s, err)))
-    goto done;
   status = json_string_value(json_object_get(s.desc, "status"));
   if (!status || strcmp(status, "sealed")) {
     rc = st_fail(err, ST_ECONFLICT, "evidence export: bundle %s is %s, not sealed", bundle_id,
