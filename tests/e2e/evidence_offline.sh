@@ -7,7 +7,9 @@
 #     openssl ts -verify;
 #   - the `sh` blocks of docs/airgap/evidence.md, extracted and run in order: export
 #     through POST /evidence/{id}/export, the same four checks on the portable bundle,
-#     import into a second tenant of another locker (its own object store), idempotent;
+#     import into another locker (another database, its own object store), idempotent;
+#   - `stella evidence export` (the CLI path) of the same bundle verifies, keeps the Merkle
+#     root and imports into a second tenant of the source database;
 #   - the export is redacted (no run.actor) and the source chain has evidence.exported;
 #   - tampering: a flipped byte in the .tgz fails stella verify and the import (nothing
 #     stored); a flipped payload byte fails sha256sum -c and verify.sh; a flipped byte in
@@ -31,8 +33,10 @@ unset STELLA_JWT_HS256_SECRET STELLA_API_LISTEN STELLA_TOKEN STELLA_API_URL STEL
   STELLA_DATA_DIR STELLA_API_TMP_DIR STELLA_OBJSTORE STELLA_TSA_CA
 TMP=$(mktemp -d)
 PID=
+DEST_DB=
 cleanup() {
   [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  [ -n "$DEST_DB" ] && psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DEST_DB" >/dev/null 2>&1
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -67,9 +71,14 @@ api_rate_per_s = 0
 ops_listen = 127.0.0.1:0
 worker_threads = 2
 CONF
-# the receiving locker: same database (another tenant), its own object store, no key
+# the receiving locker: another database, its own object store, no signing key
+psql "$ADMIN" -qc "CREATE DATABASE evdest$$" >/dev/null || fail "create database"
+DEST_DB=evdest$$
+DEST_ADMIN=${ADMIN%/*}/$DEST_DB
+STELLA_PG_ADMIN_URL=$DEST_ADMIN "$BIN/stella" migrate --dir "$SRC/schemas/postgres" >/dev/null 2>&1 ||
+  fail "migrate $DEST_DB"
 cat >"$TMP/dest.conf" <<CONF
-pg_url = $STELLA_PG_URL
+pg_url = ${STELLA_PG_URL%/*}/$DEST_DB
 data_dir = $TMP/dest-data
 api_tmp_dir = $TMP
 CONF
@@ -164,11 +173,14 @@ json 'd["metadata"]["run"]["run_id"]' <"$TMP/xm.json" | grep -qx "e2e-run" || fa
 json '" ".join(c["record"]["event"] for c in d["metadata"]["export"]["custody"])' <"$TMP/xm.json" |
   grep -q "evidence.sealed" || fail "custody segment"
 q() { psql "$ADMIN" -Atqc "$1"; }
+qd() { psql "$DEST_ADMIN" -Atqc "$1"; }
 [ "$(q "SELECT count(*) FROM evidence_custody WHERE tenant_id = '$T' AND bundle_id = '$ID' AND event = 'evidence.exported'")" = 1 ] ||
   fail "evidence.exported not recorded once"
-[ "$(q "SELECT count(*) FROM evidence_bundles WHERE tenant_id = '$DEST_TENANT' AND bundle_id = '$ID' AND status = 'sealed'")" = 1 ] ||
+[ "$(qd "SELECT count(*) FROM evidence_bundles WHERE tenant_id = '$DEST_TENANT' AND bundle_id = '$ID' AND status = 'sealed'")" = 1 ] ||
   fail "not imported into $DEST_TENANT"
-[ "$(q "SELECT count(*) FROM evidence_custody WHERE tenant_id = '$DEST_TENANT' AND event = 'evidence.imported'")" = 1 ] ||
+[ "$(q "SELECT count(*) FROM evidence_bundles WHERE tenant_id = '$DEST_TENANT'")" = 0 ] ||
+  fail "the import went to the source database"
+[ "$(qd "SELECT count(*) FROM evidence_custody WHERE tenant_id = '$DEST_TENANT' AND event = 'evidence.imported'")" = 1 ] ||
   fail "evidence.imported not recorded once"
 ls "$TMP/dest-data/tenants/$DEST_TENANT/evidence/imported/" | grep -q '\.tgz$' ||
   fail "object not in the receiving store"
@@ -182,7 +194,7 @@ p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[int(sys.argv[2])] ^= 1; 
 PY
 must_fail "sha256sum -c (export byte)" sh -c "cd '$TMP' && sed 's#$ID.export.tgz#x.bad.tgz#' '$ID.export.tgz.sha256' | sha256sum -c"
 must_fail "stella verify (export byte)" "$BIN/stella" verify "$TMP/x.bad.tgz" --key "$SIGNER_PUB" --tsa-ca "$TSA_CA"
-ROWS=$(q "SELECT count(*) FROM evidence_bundles WHERE tenant_id = 'fresh$$'")
+ROWS=$(qd "SELECT count(*) FROM evidence_bundles WHERE tenant_id = 'fresh$$'")
 set +e
 "$BIN/stella" evidence import "$TMP/x.bad.tgz" --tenant "fresh$$" --key "$SIGNER_PUB" \
   --tsa-ca "$TSA_CA" --config "$DEST_CONFIG" >"$TMP/imp.out" 2>&1
@@ -190,7 +202,7 @@ rc=$?
 set -e
 [ "$rc" = 1 ] || fail "import of a tampered export: exit $rc"
 grep -q 'refused' "$TMP/imp.out" || fail "import refusal not named"
-[ "$(q "SELECT count(*) FROM evidence_bundles WHERE tenant_id = 'fresh$$'")" = "$ROWS" ] ||
+[ "$(qd "SELECT count(*) FROM evidence_bundles WHERE tenant_id = 'fresh$$'")" = "$ROWS" ] ||
   fail "a refused import stored rows"
 [ ! -e "$TMP/dest-data/tenants/fresh$$" ] || fail "a refused import stored objects"
 "$BIN/stella" key generate --type ed25519 -o "$TMP/other.pem" >/dev/null
@@ -205,6 +217,27 @@ p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[0] ^= 1; open(p, 'wb').w
 PY
 must_fail "sha256sum -c (export payload byte)" sh -c "cd '$TMP/xt' && sha256sum --strict -c SHA256SUMS"
 must_fail "verify.sh (export payload byte)" sh "$TMP/xt/verify.sh" "$SIGNER_PUB" "$TSA_CA"
+
+echo "== the CLI path: stella evidence export, import into another tenant of the same database"
+"$BIN/stella" evidence export "$ID" -o "$TMP/cli.tgz" --tenant "$T" --json >"$TMP/cli.json" ||
+  fail "stella evidence export"
+[ "$(json 'd["merkle_root"]' <"$TMP/cli.json")" = "$(json 'd["merkle_root"]' <"$TMP/get.json")" ] ||
+  fail "CLI export Merkle root"
+[ "$(json 'd["sha256"]' <"$TMP/cli.json")" = "$(sha256sum <"$TMP/cli.tgz" | cut -c1-64)" ] ||
+  fail "CLI export digest"
+"$BIN/stella" verify "$TMP/cli.tgz" --key "$SIGNER_PUB" --tsa-ca "$TSA_CA" >/dev/null ||
+  fail "stella verify (CLI export)"
+"$BIN/stella" evidence import "$TMP/cli.tgz" --tenant "same$$" --key "$SIGNER_PUB" >/dev/null ||
+  fail "import into same$$"
+[ "$(q "SELECT count(*) FROM evidence_bundles WHERE tenant_id = 'same$$' AND bundle_id = '$ID'")" = 1 ] ||
+  fail "not imported into same$$"
+[ "$(q "SELECT count(*) FROM evidence_custody WHERE tenant_id = '$T' AND bundle_id = '$ID' AND event = 'evidence.exported'")" = 2 ] ||
+  fail "the CLI export was not recorded"
+set +e
+"$BIN/stella" evidence export "$ID" -o "$TMP/no.tgz" --tenant "other$$" >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] && [ ! -e "$TMP/no.tgz" ] || fail "CLI export of another tenant's id: exit $rc"
 
 echo "== another tenant's id: 404"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $OTHER" \
