@@ -86,8 +86,8 @@ done:
 
 int st__evidence_export_routes(st_api_t *api, st_evidence_t *ev, st_error_t *err) {
   const st_api_route_t routes[] = {
-      {"POST", "/evidence/{id}/export", "evidence:read", 0, ST_API_BODY_NONE, 0, export_post,
-       NULL, ev},
+      {"POST", "/evidence/{id}/export", "evidence:read", 0, ST_API_BODY_NONE, 0, export_post, NULL,
+       ev},
   };
   return st_api_add_routes(api, routes, 1, err);
 }

@@ -96,8 +96,8 @@ static int do_export(st_evidence_t *ev, const st_evidence_who_t *who, const opts
   if (!o->json) {
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(facts, "redacted"), i, r) printf("  redacted %s\n",
-                                                                         json_string_value(r));
+    json_array_foreach(json_object_get(facts, "redacted"), i, r)
+        printf("  redacted %s\n", json_string_value(r));
   }
   json_decref(facts);
   return ST_EXIT_OK;

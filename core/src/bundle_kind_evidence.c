@@ -43,8 +43,7 @@ static int is_anchor(const json_t *rec, const json_t *src) {
 
 /* One custody item; *prev_seq / prev_hash carry the chain between calls. */
 static int custody_item(const json_t *it, size_t i, const json_t *src, json_int_t *prev_seq,
-                        char prev_hash[ST_SHA256_HEX_LEN + 1], st_buf_t *canon,
-                        st_error_t *err) {
+                        char prev_hash[ST_SHA256_HEX_LEN + 1], st_buf_t *canon, st_error_t *err) {
   const json_t *rec = json_object_get(it, "record");
   json_int_t seq = json_integer_value(json_object_get(it, "seq"));
   const char *hash = str(it, "hash"), *prev = str(rec, "prev_hash");
@@ -63,8 +62,7 @@ static int custody_item(const json_t *it, size_t i, const json_t *src, json_int_
                    (long long)seq);
   st_buf_reset(canon);
   if (st_jcs_encode(rec, canon, err) || st_sha256(canon->data, canon->len, d))
-    return st_fail(err, ST_EVERIFY, "custody seq %lld: record cannot be encoded",
-                   (long long)seq);
+    return st_fail(err, ST_EVERIFY, "custody seq %lld: record cannot be encoded", (long long)seq);
   st_sha256_hex(d, hex);
   if (strcmp(hex, hash))
     return st_fail(err, ST_EVERIFY, "custody seq %lld: hash does not match the record",
@@ -100,18 +98,20 @@ int st__bundle_kind_evidence_check(const json_t *metadata, const st__manifest_t 
   if (!json_is_object(src) || !str(src, "tenant") || !str(src, "bundle_id") ||
       !hex64(str(src, "merkle_root")) || !hex64(str(src, "manifest_sha256")) ||
       !hex64(str(src, "object_sha256")))
-    return st_fail(err, ST_EVERIFY, "metadata export.source: want tenant, bundle_id and "
+    return st_fail(err, ST_EVERIFY,
+                   "metadata export.source: want tenant, bundle_id and "
                    "merkle_root, manifest_sha256, object_sha256 (64 lower-case hex)");
   if (!json_is_array(json_object_get(ex, "redacted")))
     return st_fail(err, ST_EVERIFY, "metadata export.redacted: want an array");
   if (!json_is_array(cus) || !json_array_size(cus) || json_array_size(cus) > CUSTODY_MAX)
-    return st_fail(err, ST_EVERIFY, "metadata export.custody: want 1..%d records",
-                   CUSTODY_MAX);
+    return st_fail(err, ST_EVERIFY, "metadata export.custody: want 1..%d records", CUSTODY_MAX);
   if (m) {
     st_sha256_hex(m->root_hash, root);
     if (strcmp(root, str(src, "merkle_root")) || strcmp(m->id, str(src, "bundle_id")))
-      return st_fail(err, ST_EVERIFY, "metadata export.source: the payload or id is not "
-                     "the source bundle's (Merkle root %s)", root);
+      return st_fail(err, ST_EVERIFY,
+                     "metadata export.source: the payload or id is not "
+                     "the source bundle's (Merkle root %s)",
+                     root);
   }
   st_buf_init(&canon, ST_BUNDLE_META_MAX);
   json_array_foreach(cus, i, it) {
@@ -120,7 +120,8 @@ int st__bundle_kind_evidence_check(const json_t *metadata, const st__manifest_t 
     anchored |= is_anchor(json_object_get(it, "record"), src);
   }
   if (!anchored)
-    rc = st_fail(err, ST_EVERIFY, "metadata export.custody: no evidence.sealed or "
+    rc = st_fail(err, ST_EVERIFY,
+                 "metadata export.custody: no evidence.sealed or "
                  "evidence.imported record names this payload");
 done:
   st_buf_release(&canon);

@@ -73,9 +73,9 @@ static int probe(PGconn *c, imp_t *s, st_error_t *err) {
                        " (SELECT days FROM evidence_retention WHERE kind = '*'), $3::int)",
                        3, p, &res, err)))
     return rc;
-  s->exists = strcmp(PQgetvalue(res, 0, 1), "t")         ? 0
+  s->exists = strcmp(PQgetvalue(res, 0, 1), "t")                       ? 0
               : !strcmp(PQgetvalue(res, 0, 0), s->f->merkle_root.data) ? 1
-                                                                          : 2;
+                                                                       : 2;
   s->days = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
   PQclear(res);
   return 0;
@@ -154,8 +154,8 @@ static int import_tx(PGconn *c, void *arg, st_error_t *err) {
 }
 
 /* Verified, and a portable export: the report's first failure refuses. */
-static int check_bundle(const char *path, const st_bundle_trust_t *trust,
-                        st_bundle_report_t *rep, st_error_t *err) {
+static int check_bundle(const char *path, const st_bundle_trust_t *trust, st_bundle_report_t *rep,
+                        st_error_t *err) {
   const st_bundle_check_t *bad;
   int rc = st_bundle_verify(path, trust, rep, err);
   if (rc && rc != ST_EVERIFY)
@@ -185,8 +185,8 @@ static int store(st_evidence_t *ev, const imp_t *s, const char *path, st_error_t
 }
 
 int st_evidence_import(st_evidence_t *ev, const st_evidence_who_t *who, const char *path,
-                       const st_bundle_trust_t *trust, st_bundle_report_t *report,
-                       int *imported, json_t **out, st_error_t *err) {
+                       const st_bundle_trust_t *trust, st_bundle_report_t *report, int *imported,
+                       json_t **out, st_error_t *err) {
   st_bundle_report_t own;
   st_bundle_report_t *rep = report ? report : &own;
   st_evidence_facts_t f;
@@ -211,8 +211,10 @@ int st_evidence_import(st_evidence_t *ev, const st_evidence_who_t *who, const ch
   k = s.snapshot_kind = json_string_value(json_object_get(meta, "snapshot_kind"));
   s.run_id = json_string_value(json_object_get(json_object_get(meta, "run"), "run_id"));
   if (strcmp(f.kind.data, "evidence") || !s.export) {
-    rc = st_fail(err, ST_EINVAL, "evidence import: %s is a %s bundle, not a portable evidence "
-                 "export (stella evidence export makes one)", path, f.kind.data);
+    rc = st_fail(err, ST_EINVAL,
+                 "evidence import: %s is a %s bundle, not a portable evidence "
+                 "export (stella evidence export makes one)",
+                 path, f.kind.data);
     goto done;
   }
   if (!k || (strcmp(k, "evaluation") && strcmp(k, "job") && strcmp(k, "export")) ||
@@ -220,8 +222,7 @@ int st_evidence_import(st_evidence_t *ev, const st_evidence_who_t *who, const ch
     rc = st_fail(err, ST_EINVAL, "evidence import: metadata snapshot_kind or id unusable");
     goto done;
   }
-  if (st_buf_addf(&key, "tenants/%s/evidence/imported/%s.tgz", who->tenant,
-                  f.object_sha256.data)) {
+  if (st_buf_addf(&key, "tenants/%s/evidence/imported/%s.tgz", who->tenant, f.object_sha256.data)) {
     rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
     goto done;
   }
@@ -232,8 +233,10 @@ int st_evidence_import(st_evidence_t *ev, const st_evidence_who_t *who, const ch
                     (rc = st_db_tenant_tx(ev->db, who->tenant, import_tx, &s, err))))
     goto done;
   if (s.exists == 2) {
-    rc = st_fail(err, ST_ECONFLICT, "evidence import: tenant %s already holds a bundle %s "
-                 "with other evidence (another Merkle root)", who->tenant, f.id.data);
+    rc = st_fail(err, ST_ECONFLICT,
+                 "evidence import: tenant %s already holds a bundle %s "
+                 "with other evidence (another Merkle root)",
+                 who->tenant, f.id.data);
     goto done;
   }
   *imported = s.imported;

@@ -39,8 +39,8 @@ static int to_file(void *ctx, const void *buf, size_t len) {
 }
 
 /* Fetch the stored object into path and check it is the row's. */
-static int fetch_object(st_evidence_t *ev, const char *tenant, const json_t *obj,
-                        const char *path, st_error_t *err) {
+static int fetch_object(st_evidence_t *ev, const char *tenant, const json_t *obj, const char *path,
+                        st_error_t *err) {
   const char *key = json_string_value(json_object_get(obj, "key"));
   const char *want = json_string_value(json_object_get(obj, "sha256"));
   uint8_t d[ST_SHA256_LEN];
@@ -57,8 +57,10 @@ static int fetch_object(st_evidence_t *ev, const char *tenant, const json_t *obj
     return rc;
   st_sha256_hex(d, hex);
   if (!want || strcmp(hex, want))
-    return st_fail(err, ST_EVERIFY, "evidence export: stored object %s reads back as "
-                   "sha256:%s, the row says %s", key, hex, want ? want : "nothing");
+    return st_fail(err, ST_EVERIFY,
+                   "evidence export: stored object %s reads back as "
+                   "sha256:%s, the row says %s",
+                   key, hex, want ? want : "nothing");
   return 0;
 }
 
@@ -141,8 +143,8 @@ static json_t *custody_items(const json_t *rows) {
 
 static json_t *export_metadata(const src_t *s, const st_evidence_facts_t *f) {
   const json_t *obj = json_object_get(s->desc, "object");
-  const char *gen = json_string_value(
-      json_object_get(json_object_get(s->desc, "timestamp"), "gen_time"));
+  const char *gen =
+      json_string_value(json_object_get(json_object_get(s->desc, "timestamp"), "gen_time"));
   json_t *meta = json_object(), *redacted = json_array(), *source, *ex;
 
   if (!meta || !redacted || redact(json_object_get(f->manifest, "metadata"), meta, redacted) ||
@@ -170,8 +172,7 @@ fail:
 
 /* Seal the payload extracted under dir with meta into out_path. */
 static int seal_export(st_evidence_t *ev, const src_t *s, const st_evidence_facts_t *f,
-                       const char *dir, const json_t *meta, const char *out_path,
-                       st_error_t *err) {
+                       const char *dir, const json_t *meta, const char *out_path, st_error_t *err) {
   const json_t *entries = json_object_get(f->manifest, "entries"), *e;
   size_t n = json_array_size(entries), i;
   st_bundle_input_t *in = n ? st_calloc(n, sizeof(*in)) : NULL;
@@ -189,8 +190,7 @@ static int seal_export(st_evidence_t *ev, const src_t *s, const st_evidence_fact
     const char *p = json_string_value(json_object_get(e, "path"));
     st_buf_t fs = ST_BUF_INIT;
     if (!p || strncmp(p, PAYLOAD, sizeof(PAYLOAD) - 1)) {
-      rc = st_fail(err, ST_EVERIFY, "evidence export: manifest entry %zu is not a payload file",
-                   i);
+      rc = st_fail(err, ST_EVERIFY, "evidence export: manifest entry %zu is not a payload file", i);
       goto done;
     }
     if (st_buf_addf(&fs, "%s/%s", dir, p)) {
@@ -217,8 +217,10 @@ static int seal_export(st_evidence_t *ev, const src_t *s, const st_evidence_fact
   /* the bytes extracted are the ones the source sealed: same entries, same root */
   if (strcmp(res.merkle_root, f->merkle_root.data)) {
     unlink(out_path);
-    rc = st_fail(err, ST_EVERIFY, "evidence export: payload of %s does not rebuild its "
-                 "Merkle root", s->bundle_id);
+    rc = st_fail(err, ST_EVERIFY,
+                 "evidence export: payload of %s does not rebuild its "
+                 "Merkle root",
+                 s->bundle_id);
   }
 done:
   for (i = 0; paths && i < n; i++)
@@ -309,9 +311,9 @@ int st_evidence_export(st_evidence_t *ev, const st_evidence_who_t *who, const ch
     goto done;
   last_seq = (long long)json_integer_value(
       json_object_get(json_array_get(s.custody, json_array_size(s.custody) - 1), "seq"));
-  detail = json_pack("{s:s, s:s, s:I}", "export_sha256", xf.object_sha256.data,
-                     "export_manifest_sha256", xf.manifest_sha256.data, "custody_through",
-                     (json_int_t)last_seq);
+  detail =
+      json_pack("{s:s, s:s, s:I}", "export_sha256", xf.object_sha256.data, "export_manifest_sha256",
+                xf.manifest_sha256.data, "custody_through", (json_int_t)last_seq);
   if (!detail) {
     rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
     goto done;
@@ -323,13 +325,12 @@ int st_evidence_export(st_evidence_t *ev, const st_evidence_who_t *who, const ch
     if ((rc = st_db_tenant_tx(ev->db, who->tenant, exported_tx, &d, err)))
       goto done;
   }
-  if (facts && !(*facts = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:O}", "bundle_id",
-                                    bundle_id, "sha256", xf.object_sha256.data, "size",
-                                    (json_int_t)xf.object_size, "manifest_sha256",
-                                    xf.manifest_sha256.data, "merkle_root", xf.merkle_root.data,
-                                    "custody_records", (json_int_t)json_array_size(s.custody),
-                                    "redacted", json_object_get(json_object_get(meta, "export"),
-                                                                "redacted"))))
+  if (facts && !(*facts = json_pack(
+                     "{s:s, s:s, s:I, s:s, s:s, s:I, s:O}", "bundle_id", bundle_id, "sha256",
+                     xf.object_sha256.data, "size", (json_int_t)xf.object_size, "manifest_sha256",
+                     xf.manifest_sha256.data, "merkle_root", xf.merkle_root.data, "custody_records",
+                     (json_int_t)json_array_size(s.custody), "redacted",
+                     json_object_get(json_object_get(meta, "export"), "redacted"))))
     rc = st_fail(err, ST_ENOMEM, "evidence: out of memory");
 done:
   if (rc && sealed) /* no export leaves without its custody record */

@@ -48,8 +48,8 @@ static void open_locker(locker_t *l, const char *name) {
   snprintf(priv, sizeof(priv), "%s/%s.pem", fx.dir, name);
   snprintf(pub, sizeof(pub), "%s/%s.pub", fx.dir, name);
   snprintf(root, sizeof(root), "%s/%s-store", fx.dir, name);
-  if (st_key_generate(ST_KEY_ED25519, priv, pub, &err) ||
-      st_signer_open(&l->signer, priv, &err) || st_objstore_fs_new(&l->store, root, &err))
+  if (st_key_generate(ST_KEY_ED25519, priv, pub, &err) || st_signer_open(&l->signer, priv, &err) ||
+      st_objstore_fs_new(&l->store, root, &err))
     fail_msg("%s", st_error_text(&err));
   o.db = fx.db;
   o.store = l->store;
@@ -190,10 +190,11 @@ static void test_export_verifies_and_imports(void **state) {
     fail_msg("verify: %s", st_error_text(&err));
   assert_string_equal(rep.id.data, "ev-port");
   st_bundle_report_release(&rep);
-  snprintf(q, sizeof(q),
-           "SELECT count(*) FROM evidence_custody WHERE tenant_id = '%s' AND bundle_id ="
-           " 'ev-port' AND event = 'evidence.exported' AND record->'detail'->>'export_sha256' = '%s'",
-           fx.a, json_string_value(json_object_get(facts, "sha256")));
+  snprintf(
+      q, sizeof(q),
+      "SELECT count(*) FROM evidence_custody WHERE tenant_id = '%s' AND bundle_id ="
+      " 'ev-port' AND event = 'evidence.exported' AND record->'detail'->>'export_sha256' = '%s'",
+      fx.a, json_string_value(json_object_get(facts, "sha256")));
   assert_int_equal(admin_int(q), 1);
 
   /* the first export's evidence.exported record belongs to the bundle's custody now,
@@ -216,7 +217,8 @@ static void test_export_verifies_and_imports(void **state) {
   assert_int_equal(admin_int(q), 1);
   snprintf(q, sizeof(q),
            "SELECT count(*) FROM evidence_custody WHERE tenant_id = '%s' AND event ="
-           " 'evidence.imported'", fx.b);
+           " 'evidence.imported'",
+           fx.b);
   assert_int_equal(admin_int(q), 1);
   snprintf(q, sizeof(q), "SELECT count(*) FROM evidence_artifacts WHERE tenant_id = '%s'", fx.b);
   assert_int_equal(admin_int(q), 3);
@@ -290,8 +292,8 @@ static void forged_custody(const char *good, const char *text, const char *out) 
   if (st_evidence_facts_read(good, NULL, 0, &f, &err))
     fail_msg("%s", st_error_text(&err));
   meta = json_deep_copy(json_object_get(f.manifest, "metadata"));
-  rec = json_object_get(json_array_get(json_object_get(json_object_get(meta, "export"),
-                                                       "custody"), 0), "record");
+  rec = json_object_get(
+      json_array_get(json_object_get(json_object_get(meta, "export"), "custody"), 0), "record");
   json_object_set_new(rec, "actor", json_string("mallory"));
   spec.kind = "evidence";
   spec.id = "ev-refuse";
@@ -363,9 +365,9 @@ static void test_import_refusals(void **state) {
   {
     st_evidence_who_t who = {fx.b, "dave", NULL, NULL, NULL};
     st_error_t err = ST_ERROR_INIT;
-    json_t *p = json_pack("{s:s, s:s, s:{s:s, s:s}, s:[{s:s, s:{s:i}}]}", "kind", "job",
-                          "created", "2026-02-02T00:00:00Z", "run", "run_id", "other", "actor",
-                          "dave", "inputs", "path", "x.json", "json", "x", 2);
+    json_t *p = json_pack("{s:s, s:s, s:{s:s, s:s}, s:[{s:s, s:{s:i}}]}", "kind", "job", "created",
+                          "2026-02-02T00:00:00Z", "run", "run_id", "other", "actor", "dave",
+                          "inputs", "path", "x.json", "json", "x", 2);
     if (st_evidence_snapshot(fx.dst.ev, &who, "ev-refuse", p, "job-2", NULL, &err))
       fail_msg("%s", st_error_text(&err));
     json_decref(p);
@@ -383,8 +385,8 @@ typedef struct pend_s {
 static int pending_tx(PGconn *c, void *arg, st_error_t *err) {
   pend_t *pd = arg;
   int created = 0;
-  return st_evidence_pending(fx.src.ev, c, pd->who, "ev-pending", pd->payload, "job-p",
-                             &created, err);
+  return st_evidence_pending(fx.src.ev, c, pd->who, "ev-pending", pd->payload, "job-p", &created,
+                             err);
 }
 
 static void test_export_refusals(void **state) {
@@ -399,8 +401,8 @@ static void test_export_refusals(void **state) {
   assert_int_equal(st_evidence_export(fx.src.ev, &other, "ev-port", path, NULL, &err), ST_ENOENT);
   assert_int_equal(st_evidence_export(fx.src.ev, &own, "../etc", path, NULL, &err), ST_ENOENT);
   /* a pending bundle has nothing to export yet */
-  p = json_pack("{s:s, s:s, s:{s:s, s:s}}", "kind", "job", "created", "2026-01-01T00:00:00Z",
-                "run", "run_id", "p", "actor", "eve");
+  p = json_pack("{s:s, s:s, s:{s:s, s:s}}", "kind", "job", "created", "2026-01-01T00:00:00Z", "run",
+                "run_id", "p", "actor", "eve");
   {
     pend_t pd = {&own, p};
     if (st_db_tenant_tx(fx.db, fx.a, pending_tx, &pd, &err))

@@ -19,8 +19,8 @@
 #define MAN "2222222222222222222222222222222222222222222222222222222222222222"
 
 static const char content[] = "{\"sbom\":1}";
-static st_bundle_input_t input = {"inputs/a.json", ST_BUNDLE_SRC_MEM, NULL, content,
-                                  sizeof(content) - 1, NULL};
+static st_bundle_input_t input = {"inputs/a.json", ST_BUNDLE_SRC_MEM,   NULL,
+                                  content,         sizeof(content) - 1, NULL};
 
 static void hash_of(const json_t *rec, char hex[65]) {
   st_buf_t b = ST_BUF_INIT;
@@ -34,8 +34,8 @@ static void hash_of(const json_t *rec, char hex[65]) {
 static json_t *record(long long seq, const char *event, const char *bundle, const char *prev,
                       const char *root) {
   json_t *r = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:n, s:s, s:{}, s:s}", "v", 1,
-                        "tenant", "t1", "seq", (json_int_t)seq, "event", event, "bundle_id",
-                        bundle, "bundle_sha256", OBJ, "actor", "alice", "request_id", "at",
+                        "tenant", "t1", "seq", (json_int_t)seq, "event", event, "bundle_id", bundle,
+                        "bundle_sha256", OBJ, "actor", "alice", "request_id", "at",
                         "2026-01-01T00:00:00Z", "detail", "prev_hash", prev);
   assert_non_null(r);
   if (!strcmp(event, "evidence.sealed"))
@@ -59,9 +59,9 @@ static json_t *metadata(const char *root) {
   json_array_append_new(c, item(record(1, "evidence.created", "b1", ZERO, root), h1));
   json_array_append_new(c, item(record(2, "evidence.sealed", "b1", h1, root), h2));
   return json_pack("{s:s, s:{s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:[s], s:o}}", "snapshot_kind",
-                   "job", "export", "schema", "stella.evidence-export/v1", "source", "tenant",
-                   "t1", "bundle_id", "b1", "merkle_root", root, "manifest_sha256", MAN,
-                   "object_sha256", OBJ, "redacted", "run.actor", "custody", c);
+                   "job", "export", "schema", "stella.evidence-export/v1", "source", "tenant", "t1",
+                   "bundle_id", "b1", "merkle_root", root, "manifest_sha256", MAN, "object_sha256",
+                   OBJ, "redacted", "run.actor", "custody", c);
 }
 
 static json_t *custody(json_t *meta, size_t i) {

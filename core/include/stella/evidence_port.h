@@ -64,7 +64,7 @@ int st_evidence_export(st_evidence_t *ev, const st_evidence_who_t *who, const ch
  * report (may be NULL) gets the verification report (caller init/release). *imported =
  * 1 when rows were added, 0 when the tenant already had this evidence. */
 int st_evidence_import(st_evidence_t *ev, const st_evidence_who_t *who, const char *path,
-                       const st_bundle_trust_t *trust, st_bundle_report_t *report,
-                       int *imported, json_t **out, st_error_t *err) ST_MUST_CHECK;
+                       const st_bundle_trust_t *trust, st_bundle_report_t *report, int *imported,
+                       json_t **out, st_error_t *err) ST_MUST_CHECK;
 
 #endif
