@@ -15,6 +15,7 @@
 #include "api_internal.h"
 #include "api_store.h"
 #include "envelope.h"
+#include "routes_evidence_export.h"
 #include "stella/bundle.h"
 #include "stella/evidence.h"
 #include "stella/log.h"
@@ -532,7 +533,8 @@ int st__evidence_routes(st_api_t *api, const st_config_t *cfg, struct st__eviden
         {"DELETE", "/evidence/hold/{case_id}", H, 0, ST_API_BODY_NONE, 0, hold_delete, NULL, x},
         {"GET", "/evidence/hold/{case_id}", H, 0, ST_API_BODY_NONE, 0, hold_get, NULL, x},
     };
-    if ((rc = st_api_add_routes(api, routes, sizeof(routes) / sizeof(routes[0]), err)))
+    if ((rc = st_api_add_routes(api, routes, sizeof(routes) / sizeof(routes[0]), err)) ||
+        (rc = st__evidence_export_routes(api, x->ev, err)))
       goto fail;
   }
   *out = x;

@@ -60,6 +60,8 @@ int st_cmd_mirror(int argc, char **argv);
 /* cmd_evidence.c (custody verify, reindex, prune, checkpoint, retention), cmd_incident.c. */
 int st_cmd_evidence(int argc, char **argv);
 int st_cmd_incident(int argc, char **argv);
+/* `stella evidence export|import` (cmd_evidence_port.c); argv[0] is the verb. */
+int st_cli_evidence_port(int argc, char **argv);
 
 /* A Postgres pool on the configured pg_url (cmd_ledger.c); prints why and returns
  * ST_EXIT_USAGE on failure. */

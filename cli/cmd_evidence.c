@@ -11,8 +11,8 @@
  *   retention set --tenant T [--kind K] --days N   (K: evaluation|job|export|*; default *)
  *   retention rm --tenant T [--kind K]
  * --key: the public key bundles and checkpoints were signed with (default: signing_key's
- * public half). The actor recorded is "cli:$USER". Verbs of other files join the table
- * in st_cmd_evidence. */
+ * public half). The actor recorded is "cli:$USER". export and import are
+ * st_cli_evidence_port (cmd_evidence_port.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,11 +214,12 @@ int st_cmd_evidence(int argc, char **argv) {
   } verbs[] = {
       {"custody", custody}, {"reindex", reindex},     {"prune", prune},
       {"checkpoint", checkpoint}, {"retention", retention},
+      {"export", st_cli_evidence_port}, {"import", st_cli_evidence_port},
   };
   if (argc >= 2)
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
       if (!strcmp(argv[1], verbs[i].verb))
         return verbs[i].run(argc - 1, argv + 1);
   return st_cli_usage("usage: stella evidence custody verify|reindex|prune|checkpoint|"
-                      "retention ... (see docs/evidence.md)");
+                      "retention|export|import ... (see docs/evidence.md, docs/airgap/evidence.md)");
 }

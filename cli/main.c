@@ -26,7 +26,7 @@ static const st_cli_cmd_t commands[] = {
     {"schedule", st_cmd_schedule, "cron schedules and event triggers (add, list, rm)"},
     {"timeline", st_cmd_timeline, "timeline events: query, get, evidence, ingest --once"},
     {"mirror", st_cmd_mirror, "mirror bundles: build, import --into DIR, verify DIR (TUF)"},
-    {"evidence", st_cmd_evidence, "evidence locker: custody verify, reindex, prune, checkpoint, retention"},
+    {"evidence", st_cmd_evidence, "evidence locker: custody verify, reindex, prune, checkpoint, retention, export, import"},
     {"incident", st_cmd_incident, "incident mode per tenant: on, off, status"},
     {"trivy", st_cmd_trivy, "build the Trivy DB and Java DB from OSV / Maven index files"},
     {"help", cmd_help, "list commands"},

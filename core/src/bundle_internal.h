@@ -119,6 +119,12 @@ int st__bundle_verify_sh(st_buf_t *out) ST_MUST_CHECK;
  * verifying (kinds may check their payload entries against it), NULL when sealing. */
 int st__bundle_kind_check(const char *kind, const json_t *metadata, const st__manifest_t *m,
                           st_error_t *err) ST_MUST_CHECK;
+/* The rule every kind starts from (bundle_kind.c), and kind evidence's
+ * (bundle_kind_evidence.c: the custody segment of a portable export). */
+int st__bundle_kind_generic_check(const json_t *metadata, const st__manifest_t *m,
+                                  st_error_t *err) ST_MUST_CHECK;
+int st__bundle_kind_evidence_check(const json_t *metadata, const st__manifest_t *m,
+                                   st_error_t *err) ST_MUST_CHECK;
 
 /* Record s in a report's info field; an over-long value is left out (the field is
  * informational, the checks carry the verdict). */

@@ -230,9 +230,15 @@ static int mirror_check(const json_t *metadata, const st__manifest_t *m, st_erro
 
 static const kind_t kinds[] = {
     {"attestation", generic_check}, {"bootstrap", bootstrap_check}, {"devportal", generic_check},
-    {"evidence", generic_check},    {"export", export_check},    {"generic", generic_check},
+    {"evidence", st__bundle_kind_evidence_check}, {"export", export_check},
+    {"generic", generic_check},
     {"mirror", mirror_check},      {"risk", generic_check},
 };
+
+int st__bundle_kind_generic_check(const json_t *metadata, const st__manifest_t *m,
+                                  st_error_t *err) {
+  return generic_check(metadata, m, err);
+}
 
 static const kind_t *find(const char *kind) {
   for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

@@ -2,7 +2,8 @@
  * file itself (after sealing, when adopting an object a crashed run stored, and when
  * reindexing): the manifest's id, tenant, kind, created time and Merkle root, the
  * manifest's digest, the DSSE keyid and the timestamp's genTime and serial. This is not
- * verification (st_bundle_verify judges); it only reads. */
+ * verification (st_bundle_verify judges); it only reads. Also the artifact rows those
+ * facts give (sealing and importing insert the same rows). */
 #include <string.h>
 
 #include "evidence_internal.h"
@@ -149,4 +150,26 @@ done:
   st_buf_release(&dsse);
   st_buf_release(&tsr);
   return rc;
+}
+
+int st__evidence_artifact_rows(PGconn *c, const char *tenant, const st_evidence_facts_t *f,
+                               st_error_t *err) {
+  size_t i;
+  json_t *e;
+  int rc;
+  json_array_foreach(json_object_get(f->manifest, "entries"), i, e) {
+    char esize[24];
+    const char *p[6] = {tenant, f->id.data, json_string_value(json_object_get(e, "path")),
+                        json_string_value(json_object_get(e, "sha256")), esize,
+                        json_string_value(json_object_get(e, "mediaType"))};
+    snprintf(esize, sizeof(esize), "%lld",
+             (long long)json_integer_value(json_object_get(e, "size")));
+    if ((rc = st_db_exec(c,
+                         "INSERT INTO evidence_artifacts (tenant_id, bundle_id, path, sha256,"
+                         " size, media_type) VALUES ($1, $2, $3, $4, $5::bigint, $6)"
+                         " ON CONFLICT DO NOTHING",
+                         6, p, NULL, err)))
+      return rc;
+  }
+  return 0;
 }

@@ -35,9 +35,6 @@ int st__evidence_sign(st_evidence_t *ev, const void *msg, size_t len, st_buf_t *
 int st__evidence_kind_days(const st_evidence_t *ev, const char *kind);
 /* Parse "kind=days[,kind=days]" into ev->kind_days. */
 int st__evidence_parse_kinds(st_evidence_t *ev, const char *spec, st_error_t *err);
-/* Insert the artifact rows of a sealed bundle from its manifest entries (idempotent). */
-int st__evidence_artifacts_insert(PGconn *c, const char *tenant, const st_evidence_facts_t *f,
-                                  st_error_t *err);
 /* Sign and store a custody checkpoint of (tenant, seq, hash) in c. */
 int st__evidence_checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, long long seq,
                             const char *hash, st_error_t *err);
@@ -48,6 +45,10 @@ int st__evidence_checkpoint(st_evidence_t *ev, PGconn *c, const char *tenant, lo
 json_t *st__evidence_config_json(const st_config_t *cfg);
 json_t *st__evidence_environment_json(void);
 
+/* Insert the evidence_artifacts rows of a sealed bundle (its manifest entries) in c, the
+ * caller's transaction of tenant; rows present already are kept (evidence_facts.c). */
+int st__evidence_artifact_rows(PGconn *c, const char *tenant, const st_evidence_facts_t *f,
+                               st_error_t *err);
 /* Whether s is an id [A-Za-z0-9._:-]{1,max}. */
 int st__evidence_id_ok(const char *s, size_t max);
 

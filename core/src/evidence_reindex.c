@@ -80,7 +80,7 @@ static int ri_tx(PGconn *c, void *arg, st_error_t *err) {
   if (!n)
     return 0;
   r->inserted = 1;
-  if ((rc = st__evidence_artifacts_insert(c, r->who->tenant, f, err)))
+  if ((rc = st__evidence_artifact_rows(c, r->who->tenant, f, err)))
     return rc;
   detail = json_pack("{s:s, s:s, s:s}", "source", "object store", "object_key", r->key,
                      "manifest_sha256", f->manifest_sha256.data);

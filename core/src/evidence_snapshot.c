@@ -521,28 +521,6 @@ static int store_or_adopt(st_evidence_t *ev, const st_evidence_who_t *who, const
 
 /* ---- step 3: sealed row ---- */
 
-int st__evidence_artifacts_insert(PGconn *c, const char *tenant, const st_evidence_facts_t *f,
-                                  st_error_t *err) {
-  size_t i;
-  json_t *e;
-  json_array_foreach(json_object_get(f->manifest, "entries"), i, e) {
-    char esize[24];
-    const char *p[6] = {tenant, f->id.data, json_string_value(json_object_get(e, "path")),
-                        json_string_value(json_object_get(e, "sha256")), esize,
-                        json_string_value(json_object_get(e, "mediaType"))};
-    int rc;
-    snprintf(esize, sizeof(esize), "%lld",
-             (long long)json_integer_value(json_object_get(e, "size")));
-    if ((rc = st_db_exec(c,
-                         "INSERT INTO evidence_artifacts (tenant_id, bundle_id, path, sha256,"
-                         " size, media_type) VALUES ($1, $2, $3, $4, $5::bigint, $6)"
-                         " ON CONFLICT DO NOTHING",
-                         6, p, NULL, err)))
-      return rc;
-  }
-  return 0;
-}
-
 typedef struct fin_s {
   st_evidence_t *ev;
   const st_evidence_who_t *who;
@@ -588,7 +566,7 @@ static int fin_tx(PGconn *c, void *arg, st_error_t *err) {
   }
   if (!n) /* sealed by an earlier run */
     return 0;
-  if ((rc = st__evidence_artifacts_insert(c, s->who->tenant, f, err)))
+  if ((rc = st__evidence_artifact_rows(c, s->who->tenant, f, err)))
     return rc;
   {
     json_t *detail = json_pack("{s:s, s:s, s:s}", "merkle_root", f->merkle_root.data,

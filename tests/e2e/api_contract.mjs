@@ -173,6 +173,13 @@ if (withPg === 'pg') {
   await check('timeline forged cursor', 'GET', '/timeline?cursor=eyJ2IjoxfQ.AAAA', tl, 400);
   await check('timeline wrong scope', 'GET', '/timeline', bearer(t), 403);
 
+  // Evidence Locker: the portable export route's refusals (a tenant of its own)
+  const evr = bearer(jwt('HS256', { ...claims, tenant: 'contract-evidence', scope: 'evidence:read' }, secret));
+  await check('evidence export unknown', 'POST', '/evidence/no-such-bundle/export', evr, 404);
+  await check('evidence export wrong scope', 'POST', '/evidence/no-such-bundle/export',
+    bearer(jwt('HS256', { ...claims, tenant: 'contract-evidence', scope: 'timeline:read' }, secret)), 403);
+  await check('evidence export no token', 'POST', '/evidence/no-such-bundle/export', {}, 401);
+
   // Export Center (the api role alone: runs that plan are queued, none runs here; the
   // tenant has no ledger, so a run's scope is empty)
   // (two tenants of their own: the rate limit's burst is 20 requests)
