@@ -54,7 +54,7 @@ CONF
 WITH_PG=
 if [ -n "${STELLA_PG_URL:-}" ] && [ -n "${STELLA_REDIS_URL:-}" ] && [ -n "${STELLA_PG_ADMIN_URL:-}" ]; then
   "$BIN/stella" migrate --dir "$SRC/schemas/postgres" >/dev/null || fail "migrate"
-  printf 'pg_url = %s\nredis_url = %s/12\n' "$STELLA_PG_URL" "$STELLA_REDIS_URL" >>"$TMP/stella.conf"
+  printf 'pg_url = %s\nredis_url = %s/12\ndata_dir = %s/data\n' "$STELLA_PG_URL" "$STELLA_REDIS_URL" "$TMP" >>"$TMP/stella.conf"
   unset STELLA_PG_URL STELLA_REDIS_URL
   WITH_PG=pg
 fi

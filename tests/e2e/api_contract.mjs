@@ -7,7 +7,8 @@
 // stella-minted ES256 tokens are verified here.
 // With a seventh argument `pg` (stellad has pg_url and redis_url) POST /jobs and GET /audit
 // are checked too: submit, idempotent replay, 422, 400, 403, audit pages and cursor misuse,
-// and the timeline routes over two events api.sh ingested for tenant contract-pg.
+// the timeline routes over two events api.sh ingested for tenant contract-pg, and the
+// Evidence Locker and incident routes (upload, pending snapshot, holds, incident mode).
 // usage: node api_contract.mjs BASE_URL SPEC_JSON ES256_PRIV_PEM ES256_PUB_PEM HS_SECRET STELLA_TOKEN [pg]
 import { readFileSync } from 'node:fs';
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
@@ -179,6 +180,61 @@ if (withPg === 'pg') {
   await check('evidence export wrong scope', 'POST', '/evidence/no-such-bundle/export',
     bearer(jwt('HS256', { ...claims, tenant: 'contract-evidence', scope: 'timeline:read' }, secret)), 403);
   await check('evidence export no token', 'POST', '/evidence/no-such-bundle/export', {}, 401);
+
+  // Evidence Locker routes (the api role alone: a snapshot stays pending, nothing seals;
+  // two tenants of their own for the rate limit's burst)
+  const evTok = (tenant, scope) => bearer(jwt('HS256', { ...claims, tenant, scope }, secret));
+  const evw = evTok('contract-ev1', 'evidence:read evidence:write');
+  const up = await check('evidence upload', 'PUT', '/evidence/artifacts',
+    { ...evw, 'Content-Type': 'application/octet-stream' }, 201, 'contract artifact\n');
+  if (up && up.body.sha256 !== createHash('sha256').update('contract artifact\n').digest('hex'))
+    fail('evidence upload: sha256 is not the digest of the body');
+  await check('evidence upload no token', 'PUT', '/evidence/artifacts', {}, 401, 'x');
+  await check('evidence upload wrong scope', 'PUT', '/evidence/artifacts', evr, 403, 'x');
+  const snapBody = JSON.stringify({ kind: 'evaluation', created: '2026-03-04T05:06:07Z',
+    run: { run_id: 'contract', actor: 'node' }, inputs: [{ path: 'a.txt', sha256: up ? up.body.sha256 : '0'.repeat(64) }] });
+  const snap = await check('evidence snapshot', 'POST', '/evidence/snapshot',
+    { ...evw, ...json, 'Idempotency-Key': `ev-${key}` }, 202, snapBody);
+  await check('evidence snapshot bad kind', 'POST', '/evidence/snapshot', { ...evw, ...json }, 422,
+    JSON.stringify({ kind: 'nope' }));
+  if (snap) {
+    const id = snap.body.bundle_id;
+    const got = await check('evidence get (pending)', 'GET', `/evidence/${id}`, evw, 200);
+    if (got && (got.body.id !== id || got.body.status !== 'pending' || got.body.tenant !== 'contract-ev1'))
+      fail(`evidence get: ${got.text}`);
+    await check('evidence download not sealed', 'GET', `/evidence/${id}/download`, evw, 409);
+    await check('evidence verify not sealed', 'POST', `/evidence/verify?id=${id}`, evw, 409);
+    await check('evidence get other tenant', 'GET', `/evidence/${id}`, evTok('contract-ev2', 'evidence:read'), 404);
+  }
+  await check('evidence get unknown', 'GET', '/evidence/no-such-bundle', evw, 404);
+  await check('evidence get no token', 'GET', '/evidence/no-such-bundle', {}, 401);
+  await check('evidence download unknown', 'GET', '/evidence/no-such-bundle/download', evw, 404);
+  const rep = await check('evidence verify not a bundle', 'POST', '/evidence/verify',
+    { ...evw, 'Content-Type': 'application/gzip' }, 422, 'not a tgz');
+  if (rep && (rep.body.ok !== false || !rep.body.checks.some((c) => c.status === 'fail')))
+    fail('evidence verify: a garbage upload did not fail a check');
+  await check('evidence verify nothing', 'POST', '/evidence/verify', evw, 400);
+  const evh = evTok('contract-ev2', 'evidence:read evidence:hold');
+  await check('evidence hold unknown', 'GET', '/evidence/hold/no-such-case', evh, 404);
+  await check('evidence hold unknown bundle', 'POST', '/evidence/hold/contract-case', { ...evh, ...json }, 404,
+    JSON.stringify({ reason: 'contract', bundle_ids: ['no-such-bundle'] }));
+  await check('evidence hold neither', 'POST', '/evidence/hold/contract-case', { ...evh, ...json }, 422,
+    JSON.stringify({ reason: 'contract' }));
+  await check('evidence hold place', 'POST', '/evidence/hold/contract-case', { ...evh, ...json }, 201,
+    JSON.stringify({ reason: 'contract', filter: { kind: 'job' } }));
+  await check('evidence hold get', 'GET', '/evidence/hold/contract-case', evh, 200);
+  await check('evidence hold release', 'DELETE', '/evidence/hold/contract-case', evh, 200);
+  await check('evidence hold release again', 'DELETE', '/evidence/hold/contract-case', evh, 404);
+  await check('evidence hold wrong scope', 'GET', '/evidence/hold/contract-case', evr, 403);
+  await check('incident status', 'GET', '/incident', evh, 200);
+  await check('incident bad key', 'POST', '/incident', { ...evh, ...json }, 422, JSON.stringify({ why: 'x' }));
+  await check('incident activate', 'POST', '/incident', { ...evh, ...json }, 201,
+    JSON.stringify({ reason: 'contract', extension_days: 1 }));
+  await check('incident already active', 'POST', '/incident', { ...evh, ...json }, 200, JSON.stringify({ reason: 'again' }));
+  await check('incident deactivate', 'DELETE', '/incident', evh, 200);
+  await check('incident none active', 'DELETE', '/incident', evh, 404);
+  await check('incident wrong scope', 'POST', '/incident', { ...evr, ...json }, 403, JSON.stringify({ reason: 'x' }));
+  await check('incident no token', 'GET', '/incident', {}, 401);
 
   // Export Center (the api role alone: runs that plan are queued, none runs here; the
   // tenant has no ledger, so a run's scope is empty)
