@@ -272,8 +272,11 @@ static int hold_get_tx(PGconn *c, void *arg, st_error_t *err) {
   int rc;
 
   if ((rc = st_db_exec(c,
-                       "SELECT reason, filter::text, placed_by, placed_at::text, released_by,"
-                       " released_at::text FROM evidence_holds WHERE case_id = $1",
+                       "SELECT reason, filter::text, placed_by,"
+                       " to_char(placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                       " released_by,"
+                       " to_char(released_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                       " FROM evidence_holds WHERE case_id = $1",
                        1, p, &r, err)))
     goto done;
   if (PQntuples(r) != 1) {

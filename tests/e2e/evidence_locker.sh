@@ -48,7 +48,7 @@ B=evb$R
 Q=evq$R
 C=evc$R
 ADMIN=$STELLA_PG_ADMIN_URL
-REDIS=$STELLA_REDIS_URL/9
+REDIS=$STELLA_REDIS_URL/6
 sql() { psql -qtAX -v ON_ERROR_STOP=1 "$ADMIN" -c "$1"; }
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/stella" key generate --type ed25519 -o "$TMP/sign.pem" >/dev/null

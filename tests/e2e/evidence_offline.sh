@@ -61,7 +61,7 @@ cat >"$TMP/stella.conf" <<CONF
 api_listen = 127.0.0.1:$PORT
 jwt_hs256_secret = evidence-e2e-secret-evidence-e2e-secret
 pg_url = $STELLA_PG_URL
-redis_url = $STELLA_REDIS_URL/12
+redis_url = $STELLA_REDIS_URL/5
 signing_key = $TMP/sign.pem
 tsa_url = $STELLA_TSA_URL
 tsa_ca = $TSA_CA

@@ -44,7 +44,7 @@ cat >"$TMP/stella.conf" <<CONF
 api_listen = 127.0.0.1:$PORT
 jwt_hs256_secret = mirror-e2e-secret-mirror-e2e-secret
 pg_url = $STELLA_PG_URL
-redis_url = $STELLA_REDIS_URL/12
+redis_url = $STELLA_REDIS_URL/4
 signing_key = $TMP/sign.pem
 data_dir = $TMP/data
 export_tmp_dir = $TMP

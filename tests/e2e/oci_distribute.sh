@@ -63,7 +63,7 @@ mkdir src
 openssl pkey -in sign.pem -pubout -out sign.pub 2>/dev/null || fail "public key"
 cat >stella.conf <<CONF
 pg_url = $STELLA_PG_URL
-redis_url = $STELLA_REDIS_URL/12
+redis_url = $STELLA_REDIS_URL/3
 worker_threads = 2
 export_tmp_dir = $TMP
 oci_source_dir = $TMP/src
